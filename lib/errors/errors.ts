@@ -1,0 +1,64 @@
+import { ExitCode, type ExitCodeValue } from "./exit_codes.ts";
+
+/**
+ * Base class of every expected courier error.
+ *
+ * An expected error is one a user can cause and fix (a busy port, a bad
+ * option); the CLI prints its message without a stack trace and exits with
+ * {@link CourierError.exitCode}. Anything that is not a `CourierError` is a bug.
+ */
+export class CourierError extends Error {
+  /** The exit code the CLI uses for this error. */
+  readonly exitCode: ExitCodeValue;
+  /** Extra lines printed after the message (hints, log excerpts). */
+  readonly details: string[];
+
+  /**
+   * @param message What happened and what to do next, in one line.
+   * @param options Exit code, cause and detail lines.
+   */
+  constructor(
+    message: string,
+    options: { exitCode?: ExitCodeValue; cause?: unknown; details?: string[] } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.name = "CourierError";
+    this.exitCode = options.exitCode ?? ExitCode.Failure;
+    this.details = options.details ?? [];
+  }
+}
+
+/** The command line is wrong: unknown command or option, or a bad value. */
+export class UsageError extends CourierError {
+  /**
+   * @param message The problem, e.g. `invalid port "abc"`.
+   * @param options `hint`: the usage line to show, e.g. `courier start --help`.
+   */
+  constructor(message: string, options: { hint?: string } = {}) {
+    super(message, {
+      exitCode: ExitCode.Usage,
+      details: [`Run '${options.hint ?? "courier --help"}' for usage.`],
+    });
+    this.name = "UsageError";
+  }
+}
+
+/** The courier home cannot be created, read or written. */
+export class HomePermissionError extends CourierError {
+  /** The path that could not be used. */
+  readonly path: string;
+
+  /**
+   * @param path The path that failed.
+   * @param cause The underlying error.
+   */
+  constructor(path: string, cause?: unknown) {
+    super(
+      `Permission denied on courier home: ${path}. ` +
+        `Fix its permissions or choose another home with --home DIR or COURIER_HOME.`,
+      { exitCode: ExitCode.Permission, cause },
+    );
+    this.name = "HomePermissionError";
+    this.path = path;
+  }
+}

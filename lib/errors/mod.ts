@@ -1,0 +1,7 @@
+/**
+ * Error classes and exit codes shared by all of courier.
+ *
+ * @module
+ */
+export * from "./errors.ts";
+export * from "./exit_codes.ts";

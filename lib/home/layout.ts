@@ -1,0 +1,82 @@
+import { join, resolve } from "node:path";
+import { HomePermissionError } from "../errors/mod.ts";
+
+/** Every path courier keeps under its home directory. */
+export interface HomeLayout {
+  /** The home itself (absolute). */
+  root: string;
+  /** `run/`: lock, pid and state files. */
+  runDir: string;
+  /** `run/courier.lock`: the instance lock; created once, never deleted. */
+  lockFile: string;
+  /** `run/courier.pid`: the daemon's PID, a decimal number and a newline. */
+  pidFile: string;
+  /** `run/courier.json`: the daemon's state (see `DaemonState`). */
+  stateFile: string;
+  /** `log/`: log files. */
+  logDir: string;
+  /** `log/courier.log`: the daemon's log. */
+  logFile: string;
+  /** `config.json`: optional user configuration. */
+  configFile: string;
+}
+
+/**
+ * Picks the courier home: an explicit value, else `COURIER_HOME`, else
+ * `~/.courier`. The result is absolute.
+ */
+export function resolveHome(explicit?: string): string {
+  const chosen = explicit ?? Deno.env.get("COURIER_HOME");
+  if (chosen) return resolve(chosen);
+  const userHome = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE");
+  if (!userHome) {
+    throw new HomePermissionError("~/.courier (HOME is not set)");
+  }
+  return join(userHome, ".courier");
+}
+
+/** The paths of a courier home rooted at `root`. Touches nothing on disk. */
+export function homeLayout(root: string): HomeLayout {
+  const abs = resolve(root);
+  const runDir = join(abs, "run");
+  const logDir = join(abs, "log");
+  return {
+    root: abs,
+    runDir,
+    lockFile: join(runDir, "courier.lock"),
+    pidFile: join(runDir, "courier.pid"),
+    stateFile: join(runDir, "courier.json"),
+    logDir,
+    logFile: join(logDir, "courier.log"),
+    configFile: join(abs, "config.json"),
+  };
+}
+
+/**
+ * Creates the home and its `run/` and `log/` folders (mode 0700) and checks
+ * that they are writable.
+ *
+ * @throws {HomePermissionError} when a folder cannot be created or written.
+ */
+export async function ensureHome(layout: HomeLayout): Promise<void> {
+  for (const dir of [layout.root, layout.runDir, layout.logDir]) {
+    try {
+      await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) {
+        throw new HomePermissionError(dir, error);
+      }
+    }
+    const probe = join(dir, `.probe-${Deno.pid}`);
+    try {
+      await Deno.writeTextFile(probe, "", { createNew: true });
+      await Deno.remove(probe);
+    } catch (error) {
+      if (error instanceof Deno.errors.AlreadyExists) {
+        await Deno.remove(probe).catch(() => {});
+        continue;
+      }
+      throw new HomePermissionError(dir, error);
+    }
+  }
+}

@@ -1,0 +1,106 @@
+import { runTool } from "./run_tool.ts";
+
+/**
+ * What identifies one process over its whole life: its PID alone does not
+ * (PIDs are reused), but PID + start time + boot does.
+ */
+export interface ProcessIdentity {
+  /** The process ID. */
+  pid: number;
+  /**
+   * When the process started: on Linux the `starttime` field of
+   * `/proc/<pid>/stat` (clock ticks since boot), elsewhere the `lstart` that
+   * `ps` prints.
+   */
+  startTime: string;
+  /** `/proc/sys/kernel/random/boot_id` on Linux, so a reboot never matches. */
+  bootId?: string;
+}
+
+const isLinux = Deno.build.os === "linux";
+let cachedBootId: string | undefined | null = null;
+
+async function bootId(): Promise<string | undefined> {
+  if (cachedBootId !== null) return cachedBootId;
+  try {
+    cachedBootId = (await Deno.readTextFile("/proc/sys/kernel/random/boot_id")).trim();
+  } catch {
+    cachedBootId = undefined;
+  }
+  return cachedBootId;
+}
+
+/** Parsed `/proc/<pid>/stat`: the fields courier needs. */
+export interface ProcStat {
+  /** One-letter state (R, S, D, Z, T…). */
+  state: string;
+  /** Parent PID. */
+  ppid: number;
+  /** Start time in clock ticks since boot. */
+  startTicks: string;
+}
+
+/** Parses the text of `/proc/<pid>/stat` (the command name may hold spaces and parentheses). */
+export function parseProcStat(text: string): ProcStat | null {
+  const close = text.lastIndexOf(")");
+  if (close < 0) return null;
+  // Fields after the command name start at field 3 (state).
+  const rest = text.slice(close + 2).trim().split(/\s+/);
+  if (rest.length < 20) return null;
+  return { state: rest[0], ppid: Number(rest[1]), startTicks: rest[19] };
+}
+
+/**
+ * Reads the identity of a live process, or `null` when there is no such
+ * process (or it is a zombie, already dead but not yet reaped).
+ */
+export async function readProcessIdentity(pid: number): Promise<ProcessIdentity | null> {
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  if (isLinux) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(`/proc/${pid}/stat`);
+    } catch {
+      return null;
+    }
+    const stat = parseProcStat(text);
+    if (!stat || stat.state === "Z" || stat.state === "X") return null;
+    return { pid, startTime: stat.startTicks, bootId: await bootId() };
+  }
+  const out = await runTool("ps", ["-o", "stat=,lstart=", "-p", String(pid)]);
+  if (!out || out.code !== 0) return null;
+  const line = out.stdout.trim();
+  if (!line || line.startsWith("Z")) return null;
+  return { pid, startTime: line.replace(/^\S+\s+/, "").trim() };
+}
+
+/** Whether two identities name the same process (same PID, start and boot). */
+export function sameProcess(a: ProcessIdentity, b: ProcessIdentity): boolean {
+  return a.pid === b.pid && a.startTime === b.startTime &&
+    (a.bootId === undefined || b.bootId === undefined || a.bootId === b.bootId);
+}
+
+/**
+ * Whether the process recorded as `recorded` is still alive: same PID,
+ * same start time. A reused PID does not count.
+ */
+export async function isProcessAlive(recorded: ProcessIdentity): Promise<boolean> {
+  const current = await readProcessIdentity(recorded.pid);
+  return current !== null && sameProcess(recorded, current);
+}
+
+/** The command line of a process (`argv` joined by spaces), or `null` if unknown. */
+export async function readCommandLine(pid: number): Promise<string | null> {
+  if (isLinux) {
+    try {
+      const raw = await Deno.readTextFile(`/proc/${pid}/cmdline`);
+      const args = raw.split("\0").filter((part) => part.length > 0);
+      if (args.length > 0) return args.join(" ");
+    } catch {
+      // fall through to ps
+    }
+  }
+  const out = await runTool("ps", ["-o", "args=", "-p", String(pid)]);
+  const line = out?.code === 0 ? out.stdout.trim() : "";
+  return line || null;
+}

@@ -1,0 +1,77 @@
+/**
+ * The Deno permissions courier needs, in `deno run` flag form. The compiled
+ * binary is built with the same list (see `scripts/compile.ts`):
+ * read/write for the home and `/proc`, net for the HTTP API and probes, env
+ * for `COURIER_*`/`HOME`/`NO_COLOR`, run for the self-spawned daemon and the
+ * optional `pgrep`/`lsof`/`ss`/`ps` helpers (and `port exec`'s child), sys
+ * for the user ID and host facts.
+ */
+export const PERMISSION_FLAGS: readonly string[] = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-net",
+  "--allow-env",
+  "--allow-run",
+  "--allow-sys",
+];
+
+/** How this program is being run; see {@link currentRunMode}. */
+export interface RunMode {
+  /** `true` in a `deno compile`d binary (`Deno.build.standalone`). */
+  standalone: boolean;
+  /** `Deno.execPath()`: the binary, or the `deno` executable. */
+  execPath: string;
+  /** The entry module URL (`Deno.mainModule`), used only under `deno run`. */
+  mainModule: string;
+  /** A `deno.json` to pass with `--config` under `deno run`, if any. */
+  configPath?: string;
+}
+
+/** A command to spawn: executable and arguments, like Go's `exec.Cmd`. */
+export interface CommandLine {
+  /** The executable. */
+  command: string;
+  /** Its arguments (not including the executable). */
+  args: string[];
+}
+
+/** The run mode of the current process. */
+export function currentRunMode(): RunMode {
+  const standalone = Boolean((Deno.build as { standalone?: boolean }).standalone);
+  const mode: RunMode = { standalone, execPath: Deno.execPath(), mainModule: Deno.mainModule };
+  if (!standalone && mode.mainModule.startsWith("file:")) {
+    const config = new URL("./deno.json", mode.mainModule);
+    try {
+      Deno.statSync(config);
+      mode.configPath = config.pathname;
+    } catch {
+      // no deno.json beside the entry module: run without one
+    }
+  }
+  return mode;
+}
+
+/**
+ * The command line that runs courier itself with `courierArgs`, in either
+ * run mode: the compiled binary is simply re-executed, while under
+ * `deno run` the same Deno runs the same entry module with courier's
+ * permissions (and config, so the lock file and imports match).
+ *
+ * @example
+ * ```ts
+ * const cmd = selfCommand(["daemon", "--home", "/tmp/h"], { mode: currentRunMode() });
+ * new Deno.Command(cmd.command, { args: cmd.args }).spawn();
+ * ```
+ */
+export function selfCommand(courierArgs: string[], options: { mode: RunMode }): CommandLine {
+  const { mode } = options;
+  if (mode.standalone) return { command: mode.execPath, args: [...courierArgs] };
+  const entry = mode.mainModule.startsWith("file:")
+    ? decodeURIComponent(new URL(mode.mainModule).pathname)
+    : mode.mainModule;
+  const config = mode.configPath ? ["--config", mode.configPath] : ["--no-config"];
+  return {
+    command: mode.execPath,
+    args: ["run", "--quiet", "--no-prompt", ...PERMISSION_FLAGS, ...config, entry, ...courierArgs],
+  };
+}

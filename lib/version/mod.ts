@@ -1,0 +1,6 @@
+/**
+ * courier's version, read from `deno.json` at build time.
+ *
+ * @module
+ */
+export * from "./version.ts";

@@ -1,0 +1,19 @@
+/**
+ * courier as a library: run and manage the Courier daemon, lease ports
+ * across processes, and probe who holds a port.
+ *
+ * @example
+ * ```ts
+ * import { findPortHolder, isPortFree } from "./mod.ts";
+ * if (!(await isPortFree(8644))) console.log(await findPortHolder(8644));
+ * ```
+ *
+ * @module
+ */
+export {
+  findPortHolder,
+  isPortFree,
+  type PortFreeOptions,
+  type PortHolder,
+} from "./lib/net/mod.ts";
+export { VERSION } from "./lib/version/mod.ts";
