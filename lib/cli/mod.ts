@@ -144,13 +144,19 @@ export async function main(args: string[]): Promise<number> {
         options: Object.fromEntries(
           Object.entries(options).map(([name, spec]) => [
             name,
-            { type: spec.type, short: spec.short, multiple: spec.multiple },
+            {
+              type: spec.type,
+              ...(spec.short ? { short: spec.short } : {}),
+              ...(spec.multiple ? { multiple: true } : {}),
+            },
           ]),
         ),
         allowPositionals: command.positionals ?? false,
         strict: true,
       });
     } catch (error) {
+      const code = (error as { code?: string }).code ?? "";
+      if (!code.startsWith("ERR_PARSE_ARGS")) throw error;
       throw new UsageError(parseArgsMessage(error), { hint });
     }
     const values = parsed.values as Record<string, string | boolean | string[] | undefined>;

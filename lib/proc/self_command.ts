@@ -1,19 +1,17 @@
 /**
- * The Deno permissions courier needs, in `deno run` flag form. The compiled
- * binary is built with the same list (see `scripts/compile.ts`):
- * read/write for the home and `/proc`, net for the HTTP API and probes, env
- * for `COURIER_*`/`HOME`/`NO_COLOR`, run for the self-spawned daemon and the
- * optional `pgrep`/`lsof`/`ss`/`ps` helpers (and `port exec`'s child), sys
- * for the user ID and host facts.
+ * The Deno permissions courier runs with, in `deno run` flag form; the
+ * compiled binary is built with the same list (see `scripts/compile.ts`).
+ *
+ * This is `--allow-all`, and it has to be: courier identifies processes,
+ * lock holders and port holders from `/proc` (`/proc/<pid>/stat`,
+ * `/proc/locks`, `/proc/net/tcp*`, `/proc/<pid>/fd`), and Deno 2.9 treats
+ * every `/proc` path as a special file that only `--allow-all` may read
+ * (`--allow-read` gets `NotCapable: Requires all access`). Beyond that it
+ * needs read/write (home), net (HTTP API, probes), env (`COURIER_*`, `HOME`,
+ * `NO_COLOR`), run (its own daemon, `pgrep`/`lsof`/`ss`/`ps`, `port exec`'s
+ * child) and sys (user ID) — together nearly all of `-A` anyway.
  */
-export const PERMISSION_FLAGS: readonly string[] = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-net",
-  "--allow-env",
-  "--allow-run",
-  "--allow-sys",
-];
+export const PERMISSION_FLAGS: readonly string[] = ["--allow-all"];
 
 /** How this program is being run; see {@link currentRunMode}. */
 export interface RunMode {

@@ -1,4 +1,16 @@
 import type { Command } from "../command.ts";
+import { logsCommand } from "./logs.ts";
+import { daemonCommand, restartCommand, startCommand } from "./start.ts";
+import { statusCommand } from "./status.ts";
+import { killCommand, stopCommand } from "./stop.ts";
 
 /** Every top-level command, in help order. */
-export const COMMANDS: Command[] = [];
+export const COMMANDS: Command[] = [
+  startCommand,
+  stopCommand,
+  restartCommand,
+  statusCommand,
+  killCommand,
+  logsCommand,
+  daemonCommand,
+];

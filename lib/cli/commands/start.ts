@@ -1,0 +1,231 @@
+import { UsageError } from "../../errors/mod.ts";
+import { resolveHome } from "../../home/mod.ts";
+import {
+  AlreadyRunningError,
+  DEFAULT_HOST,
+  DEFAULT_PORT,
+  leaseDaemonPort,
+  NotRunningError,
+  pipeReporter,
+  runDaemon,
+  type StartOptions,
+  startService,
+  stopService,
+} from "../../service/mod.ts";
+import { parseInteger, parsePort, parseSeconds, stringOption } from "../args.ts";
+import type { Command, CommandContext, OptionSpec } from "../command.ts";
+import type { Output } from "../output.ts";
+
+/** Options shared by `start`, `restart` and the internal `daemon`. */
+const SERVE_OPTIONS: Record<string, OptionSpec> = {
+  port: {
+    type: "string",
+    valueName: "N|auto",
+    description: `port to listen on (default ${DEFAULT_PORT}, or $COURIER_PORT); auto: lease one`,
+  },
+  host: {
+    type: "string",
+    valueName: "H",
+    description: `host to listen on (default ${DEFAULT_HOST})`,
+  },
+  "debounce-window": {
+    type: "string",
+    valueName: "MS",
+    description: "mail: fold messages arriving within MS of the last one (default 5000)",
+  },
+  "debounce-max-wait": {
+    type: "string",
+    valueName: "MS",
+    description: "mail: cut a burst MS after its first message (default 30000)",
+  },
+};
+
+const START_OPTIONS: Record<string, OptionSpec> = {
+  ...SERVE_OPTIONS,
+  foreground: {
+    type: "boolean",
+    description: "run in this process, logging to stderr; Ctrl-C stops it",
+  },
+  timeout: {
+    type: "string",
+    valueName: "SECONDS",
+    description: "how long to wait for the service to become ready (default 10)",
+  },
+  "if-not-running": {
+    type: "boolean",
+    description: "exit 0 without doing anything when it is already running",
+  },
+};
+
+interface ServeSettings {
+  host: string;
+  port: number | "auto";
+  debounce: Record<string, number | undefined>;
+  daemonArgs: string[];
+}
+
+function serveSettings(values: CommandContext["values"], hint: string): ServeSettings {
+  const portText = stringOption(values, "port") ?? Deno.env.get("COURIER_PORT");
+  let port: number | "auto" = DEFAULT_PORT;
+  if (portText !== undefined) {
+    const option = stringOption(values, "port") !== undefined ? "--port" : "COURIER_PORT";
+    port = portText === "auto" ? "auto" : parsePort(portText, { option, hint });
+  }
+  const host = stringOption(values, "host") ?? DEFAULT_HOST;
+  if (!host || /[\s/]/.test(host)) throw new UsageError(`invalid --host "${host}"`, { hint });
+  const daemonArgs: string[] = [];
+  const debounce: Record<string, number | undefined> = {};
+  for (
+    const [option, key] of [
+      ["debounce-window", "debounceWindowMs"],
+      ["debounce-max-wait", "debounceMaxWaitMs"],
+    ]
+  ) {
+    const text = stringOption(values, option);
+    if (text === undefined) continue;
+    debounce[key] = parseInteger(text, { option: `--${option}`, hint, min: 0, max: 3_600_000 });
+    daemonArgs.push(`--${option}`, String(debounce[key]));
+  }
+  return { host, port, debounce, daemonArgs };
+}
+
+function startOptions(
+  ctx: CommandContext,
+  hint: string,
+): StartOptions & { settings: ServeSettings } {
+  const settings = serveSettings(ctx.values, hint);
+  const timeout = stringOption(ctx.values, "timeout");
+  return {
+    host: settings.host,
+    port: settings.port,
+    daemonArgs: settings.daemonArgs,
+    timeoutMs: timeout === undefined
+      ? undefined
+      : parseSeconds(timeout, { option: "--timeout", hint }),
+    settings,
+  };
+}
+
+async function runForeground(home: string, settings: ServeSettings, out: Output): Promise<number> {
+  return await runDaemon({
+    home,
+    host: settings.host,
+    port: settings.port,
+    foreground: true,
+    extensionOptions: settings.debounce,
+    leasePort: leaseDaemonPort,
+    reporter: {
+      ready(state) {
+        out.result(
+          `Courier is running in the foreground (PID ${state.pid}) at ${state.api_url}. Press Ctrl-C to stop.`,
+          {
+            started: true,
+            pid: state.pid,
+            api_url: state.api_url,
+            host: state.host,
+            port: state.port,
+          },
+        );
+      },
+      failed() {},
+    },
+  });
+}
+
+async function doStart(ctx: CommandContext, hint: string): Promise<number> {
+  const home = resolveHome(ctx.homeOption);
+  const options = startOptions(ctx, hint);
+  if (ctx.values.foreground) {
+    return await runForeground(home, options.settings, ctx.out);
+  }
+  try {
+    const { state, elapsedMs } = await startService(home, options);
+    ctx.out.result(
+      `Courier started (PID ${state.pid}) at ${state.api_url}`,
+      {
+        started: true,
+        pid: state.pid,
+        host: state.host,
+        port: state.port,
+        api_url: state.api_url,
+        home: state.home,
+        version: state.version,
+        elapsed_ms: Math.round(elapsedMs),
+      },
+    );
+    return 0;
+  } catch (error) {
+    if (error instanceof AlreadyRunningError && ctx.values["if-not-running"]) {
+      ctx.out.result(error.message, {
+        started: false,
+        already_running: true,
+        pid: error.pid,
+        port: error.port,
+      });
+      return 0;
+    }
+    throw error;
+  }
+}
+
+/** `courier start`. */
+export const startCommand: Command = {
+  name: "start",
+  summary: "start the Courier service in the background (or --foreground)",
+  usage: [
+    "start [--port N|auto] [--host H] [--foreground] [--timeout SECONDS] [--if-not-running]",
+  ],
+  options: START_OPTIONS,
+  run: (ctx) => doStart(ctx, "courier start --help"),
+};
+
+/** `courier restart`. */
+export const restartCommand: Command = {
+  name: "restart",
+  summary: "stop the service if it runs, then start it",
+  usage: ["restart [start options]"],
+  options: {
+    ...START_OPTIONS,
+    "stop-timeout": {
+      type: "string",
+      valueName: "SECONDS",
+      description: "time to stop gracefully before SIGKILL (default 10)",
+    },
+  },
+  async run(ctx) {
+    const hint = "courier restart --help";
+    startOptions(ctx, hint); // validate everything before stopping anything
+    const stopTimeout = stringOption(ctx.values, "stop-timeout");
+    const timeoutMs = stopTimeout === undefined
+      ? undefined
+      : parseSeconds(stopTimeout, { option: "--stop-timeout", hint });
+    try {
+      const stopped = await stopService(resolveHome(ctx.homeOption), { timeoutMs });
+      ctx.out.text(`Stopped Courier (PID ${stopped.pid})${stopped.forced ? " with SIGKILL" : ""}`);
+    } catch (error) {
+      if (!(error instanceof NotRunningError)) throw error;
+    }
+    return await doStart(ctx, hint);
+  },
+};
+
+/** `courier daemon`: the background daemon itself (internal; spawned by `start`). */
+export const daemonCommand: Command = {
+  name: "daemon",
+  summary: "run the daemon (internal: spawned by start)",
+  usage: ["daemon --home DIR --host H --port N"],
+  options: SERVE_OPTIONS,
+  hidden: true,
+  async run(ctx) {
+    const home = resolveHome(ctx.homeOption);
+    const settings = serveSettings(ctx.values, "courier start --help");
+    return await runDaemon({
+      home,
+      host: settings.host,
+      port: settings.port,
+      extensionOptions: settings.debounce,
+      leasePort: leaseDaemonPort,
+      reporter: pipeReporter(),
+    });
+  },
+};

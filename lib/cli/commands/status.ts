@@ -1,0 +1,56 @@
+import { homeLayout, resolveHome } from "../../home/mod.ts";
+import { getStatus, type ServiceStateName } from "../../service/mod.ts";
+import type { Command } from "../command.ts";
+import { formatTable, type Style } from "../output.ts";
+
+/** Exit codes of `courier status`, by state. */
+export const STATUS_EXIT: Record<ServiceStateName, number> = {
+  running: 0,
+  stale: 1,
+  stopped: 3,
+  starting: 4,
+  unhealthy: 4,
+};
+
+const STYLE: Record<ServiceStateName, Style> = {
+  running: "green",
+  starting: "yellow",
+  unhealthy: "red",
+  stale: "yellow",
+  stopped: "dim",
+};
+
+function uptime(seconds: number | null): string {
+  if (seconds === null) return "-";
+  const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+  return h ? `${h}h ${m}m ${s}s` : m ? `${m}m ${s}s` : `${s}s`;
+}
+
+/** `courier status`. */
+export const statusCommand: Command = {
+  name: "status",
+  summary: "show whether the service runs and is healthy",
+  usage: ["status [--json]"],
+  options: {},
+  async run(ctx) {
+    const status = await getStatus(homeLayout(resolveHome(ctx.homeOption)));
+    const { daemon: _daemon, ...json } = status;
+    if (ctx.out.json) {
+      ctx.out.data(json);
+    } else {
+      const rows: string[][] = [["state", ctx.out.paint(STYLE[status.state], status.state)]];
+      if (status.pid !== null) rows.push(["pid", String(status.pid)]);
+      if (status.api_url) rows.push(["url", status.api_url]);
+      if (status.uptime_s !== null) rows.push(["uptime", uptime(status.uptime_s)]);
+      if (status.version) rows.push(["version", status.version]);
+      rows.push(["home", status.home]);
+      if (status.reason) rows.push(["reason", status.reason]);
+      const [, ...lines] = formatTable(["", ""], rows);
+      ctx.out.text(...lines);
+      if (status.state === "stale") {
+        ctx.out.text("Run 'courier start' to replace it, or 'courier stop' to clean up.");
+      }
+    }
+    return STATUS_EXIT[status.state];
+  },
+};

@@ -1,0 +1,89 @@
+import { resolve } from "node:path";
+import { ExitCode, UsageError } from "../../errors/mod.ts";
+import { resolveHome } from "../../home/mod.ts";
+import { parseSignal } from "../../proc/mod.ts";
+import { killService, stopAllDaemons, stopService } from "../../service/mod.ts";
+import { parseSeconds, stringOption } from "../args.ts";
+import type { Command } from "../command.ts";
+
+/** `courier stop`. */
+export const stopCommand: Command = {
+  name: "stop",
+  summary: "stop the service: SIGTERM, then SIGKILL after the timeout",
+  usage: ["stop [--timeout SECONDS]", "stop --all [--within DIR]"],
+  options: {
+    timeout: {
+      type: "string",
+      valueName: "SECONDS",
+      description: "time to exit gracefully before SIGKILL (default 10)",
+    },
+    all: {
+      type: "boolean",
+      description: "stop every courier daemon of this user, in any home, orphans included",
+    },
+    within: {
+      type: "string",
+      valueName: "DIR",
+      description: "with --all: only daemons whose home lies within DIR",
+    },
+  },
+  async run(ctx) {
+    const hint = "courier stop --help";
+    const timeout = stringOption(ctx.values, "timeout");
+    const timeoutMs = timeout === undefined
+      ? undefined
+      : parseSeconds(timeout, { option: "--timeout", hint });
+    const within = stringOption(ctx.values, "within");
+    if (within !== undefined && !ctx.values.all) {
+      throw new UsageError("--within needs --all", { hint });
+    }
+    if (ctx.values.all) {
+      const stopped = await stopAllDaemons({ timeoutMs, within: within && resolve(within) });
+      ctx.out.result(
+        stopped.length === 0
+          ? ["No courier daemons found"]
+          : stopped.map((s) =>
+            `Stopped PID ${s.pid} (home ${s.home})${s.forced ? " with SIGKILL" : ""}`
+          ),
+        { stopped },
+      );
+      return stopped.length > 0 ? ExitCode.Ok : ExitCode.Failure;
+    }
+    const result = await stopService(resolveHome(ctx.homeOption), { timeoutMs });
+    ctx.out.result(
+      `Stopped Courier (PID ${result.pid})${
+        result.forced ? " with SIGKILL after the timeout" : ""
+      }`,
+      { stopped: [result] },
+    );
+    return ExitCode.Ok;
+  },
+};
+
+/** `courier kill`. */
+export const killCommand: Command = {
+  name: "kill",
+  summary: "send a signal (default SIGKILL) to the service at once",
+  usage: ["kill [--signal NAME]"],
+  options: {
+    signal: {
+      type: "string",
+      valueName: "NAME",
+      description: "signal to send (default KILL): TERM, INT, HUP, QUIT, USR1, USR2, STOP, CONT",
+      choices: ["KILL", "TERM", "INT", "HUP", "QUIT", "USR1", "USR2", "STOP", "CONT"],
+    },
+  },
+  async run(ctx) {
+    const name = stringOption(ctx.values, "signal") ?? "SIGKILL";
+    const signal = parseSignal(name);
+    if (!signal) throw new UsageError(`unknown signal "${name}"`, { hint: "courier kill --help" });
+    const result = await killService(resolveHome(ctx.homeOption), { signal });
+    ctx.out.result(
+      `Sent ${result.signal} to Courier (PID ${result.pid})${
+        result.exited ? "; it has exited" : ""
+      }`,
+      result,
+    );
+    return ExitCode.Ok;
+  },
+};

@@ -1,0 +1,310 @@
+import { spawn } from "node:child_process";
+import { CourierError, ExitCode, type ExitCodeValue } from "../errors/mod.ts";
+import { ensureHome, type HomeLayout, homeLayout } from "../home/mod.ts";
+import { tailLines } from "../log/mod.ts";
+import {
+  currentRunMode,
+  heldLockFiles,
+  readProcessIdentity,
+  type RunMode,
+  selfCommand,
+  signalIfSame,
+  waitForExit,
+} from "../proc/mod.ts";
+import { DEFAULT_HOST, DEFAULT_PORT } from "./daemon.ts";
+import { type DaemonProcess, findDaemons } from "./discover.ts";
+import { AlreadyRunningError, NotRunningError, StartFailedError } from "./errors.ts";
+import { assertPortAvailable } from "./port_check.ts";
+import { parseReadinessLine, type ReadinessMessage } from "./readiness.ts";
+import { type DaemonState, removeRunFiles } from "./state_file.ts";
+import { fetchHealth, getStatus, type ServiceStatus } from "./status.ts";
+
+/** Options of {@link startService}. */
+export interface StartOptions {
+  /** Host to listen on (default `127.0.0.1`). */
+  host?: string;
+  /** Port (default 8644), or `auto` for a port lease. */
+  port?: number | "auto";
+  /** How long to wait for readiness (default 10 000 ms). */
+  timeoutMs?: number;
+  /** Extra daemon arguments passed through (e.g. `--debounce-window 200`). */
+  daemonArgs?: string[];
+  /** How to run courier itself (default: the current run mode). */
+  mode?: RunMode;
+}
+
+/** What {@link startService} returns. */
+export interface StartResult {
+  /** The new daemon's state. */
+  state: DaemonState;
+  /** Milliseconds from spawn to readiness. */
+  elapsedMs: number;
+}
+
+const LOG_LINES_ON_FAILURE = 10;
+
+/**
+ * Starts the daemon of `home` in the background and returns once it is
+ * listening and `GET /health` answers 200.
+ *
+ * Before spawning it refuses when a daemon already runs (exit 2) or the
+ * port is taken (exit 4, naming the holder). The daemon is courier itself
+ * (`selfCommand`), in its own session, and reports readiness, or the reason
+ * it cannot start, on a pipe: no sleeping, no polling.
+ */
+export async function startService(home: string, options: StartOptions = {}): Promise<StartResult> {
+  const layout = homeLayout(home);
+  await ensureHome(layout);
+  const host = options.host ?? DEFAULT_HOST;
+  const port = options.port ?? DEFAULT_PORT;
+  const status = await getStatus(layout, { health: false });
+  if (status.state === "running" || status.state === "starting") {
+    throw new AlreadyRunningError(status.pid ?? undefined, status.port ?? undefined);
+  }
+  if (port !== "auto") await assertPortAvailable(port, { host });
+
+  const args = ["daemon", "--home", layout.root, "--host", host, "--port", String(port)];
+  const command = selfCommand([...args, ...(options.daemonArgs ?? [])], {
+    mode: options.mode ?? currentRunMode(),
+  });
+  const began = performance.now();
+  const message = await spawnAndAwaitReadiness(layout, command, options.timeoutMs ?? 10_000);
+  if (message.courier === "error") {
+    const details = [...message.details];
+    if (message.exit_code === ExitCode.Failure) details.push(...await logExcerpt(layout));
+    throw new CourierError(message.message, {
+      exitCode: message.exit_code as ExitCodeValue,
+      details,
+    });
+  }
+  const health = await fetchHealth(message.state.api_url);
+  if (!health.ok) {
+    throw new StartFailedError(
+      `Courier started (PID ${message.state.pid}) but ${health.reason}`,
+      await logExcerpt(layout),
+    );
+  }
+  return { state: message.state, elapsedMs: performance.now() - began };
+}
+
+async function logExcerpt(layout: HomeLayout): Promise<string[]> {
+  const lines = await tailLines(layout.logFile, LOG_LINES_ON_FAILURE);
+  return lines.length ? [`Last lines of ${layout.logFile}:`, ...lines.map((l) => `  ${l}`)] : [];
+}
+
+function spawnAndAwaitReadiness(
+  layout: HomeLayout,
+  command: { command: string; args: string[] },
+  timeoutMs: number,
+): Promise<ReadinessMessage> {
+  return new Promise((resolve, reject) => {
+    // node:child_process is used for `detached`: the daemon gets its own
+    // session (setsid), so closing the terminal or Ctrl-C there never reaches it.
+    const child = spawn(command.command, command.args, {
+      cwd: "/",
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    let settled = false;
+    const finish = (action: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      child.stdout?.removeAllListeners();
+      child.stderr?.removeAllListeners();
+      child.removeAllListeners();
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+      child.unref();
+      action();
+    };
+    const timer = setTimeout(() => {
+      finish(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // already gone
+        }
+        logExcerpt(layout).then((lines) =>
+          reject(
+            new StartFailedError(
+              `Courier did not become ready within ${timeoutMs / 1000} s (PID ${child.pid} killed)`,
+              [...stderrLines(stderr), ...lines],
+            ),
+          )
+        );
+      });
+    }, timeoutMs);
+    child.stdout?.setEncoding("utf8");
+    child.stderr?.setEncoding("utf8");
+    child.stdout?.on("data", (chunk: string) => {
+      stdout += chunk;
+      for (const line of stdout.split("\n").slice(0, -1)) {
+        const message = parseReadinessLine(line);
+        if (message) return finish(() => resolve(message));
+      }
+    });
+    child.stderr?.on("data", (chunk: string) => {
+      stderr = (stderr + chunk).slice(-8192);
+    });
+    child.on("error", (error: Error) => {
+      finish(() => reject(new StartFailedError(`cannot run ${command.command}: ${error.message}`)));
+    });
+    child.on("exit", (code: number | null, signal: string | null) => {
+      // Let any last output arrive before judging.
+      setTimeout(() => {
+        for (const line of stdout.split("\n")) {
+          const message = parseReadinessLine(line);
+          if (message) return finish(() => resolve(message));
+        }
+        finish(() => {
+          logExcerpt(layout).then((lines) =>
+            reject(
+              new StartFailedError(
+                `Courier exited before it was ready (${signal ?? `exit code ${code}`})`,
+                [...stderrLines(stderr), ...lines],
+              ),
+            )
+          );
+        });
+      }, 20);
+    });
+  });
+}
+
+function stderrLines(stderr: string): string[] {
+  const lines = stderr.trim().split("\n").filter(Boolean).slice(-10);
+  return lines.length ? ["Daemon output:", ...lines.map((l) => `  ${l}`)] : [];
+}
+
+/** What stopping one daemon did. */
+export interface StopResult {
+  /** The PID stopped. */
+  pid: number;
+  /** Its home. */
+  home: string;
+  /** `true` when SIGTERM was not enough and SIGKILL was sent. */
+  forced: boolean;
+}
+
+/** Options of {@link stopService}. */
+export interface StopOptions {
+  /** Time between SIGTERM and SIGKILL (default 10 000 ms). */
+  timeoutMs?: number;
+}
+
+async function terminate(
+  target: { identity: DaemonProcess["identity"]; layout: HomeLayout | null },
+  timeoutMs: number,
+): Promise<{ sent: boolean; forced: boolean }> {
+  const sent = await signalIfSame(target.identity, "SIGTERM");
+  if (!sent) return { sent: false, forced: false };
+  let forced = false;
+  if (!(await waitForExit(target.identity, { timeoutMs }))) {
+    forced = await signalIfSame(target.identity, "SIGKILL");
+    await waitForExit(target.identity, { timeoutMs: 5000 });
+  }
+  if (target.layout) await removeRunFiles(target.layout, target.identity.pid).catch(() => {});
+  return { sent, forced };
+}
+
+async function liveTarget(layout: HomeLayout, status: ServiceStatus) {
+  if (status.daemon) return status.daemon.identity;
+  if (status.state === "starting" && status.pid) {
+    // No state file yet: it holds this home's lock (checked again here), so it is our daemon.
+    const held = await heldLockFiles(status.pid, "/run/courier.lock");
+    if (held?.some((path) => path.startsWith(layout.lockFile))) {
+      return await readProcessIdentity(status.pid);
+    }
+  }
+  return null;
+}
+
+/**
+ * Stops the daemon of `home`: SIGTERM, up to `timeoutMs` for a graceful
+ * exit, then SIGKILL. The process is identified by PID *and* start time
+ * before every signal; a reused PID is never signalled. The PID and state
+ * files are gone afterwards.
+ *
+ * @throws {NotRunningError} when no daemon runs (stale files are removed).
+ */
+export async function stopService(home: string, options: StopOptions = {}): Promise<StopResult> {
+  const layout = homeLayout(home);
+  const status = await getStatus(layout, { health: false });
+  const identity = await liveTarget(layout, status);
+  if (!identity) {
+    if (status.state === "stale" && status.pid !== null) {
+      await removeRunFiles(layout, status.pid);
+      throw new NotRunningError(`removed stale files naming PID ${status.pid}`);
+    }
+    throw new NotRunningError();
+  }
+  const result = await terminate({ identity, layout }, options.timeoutMs ?? 10_000);
+  if (!result.sent) throw new NotRunningError(`PID ${identity.pid} exited meanwhile`);
+  return { pid: identity.pid, home: layout.root, forced: result.forced };
+}
+
+/** What {@link killService} did. */
+export interface KillResult {
+  /** The PID signalled. */
+  pid: number;
+  /** The signal sent. */
+  signal: Deno.Signal;
+  /** Whether the process has exited (then its files were removed). */
+  exited: boolean;
+}
+
+/**
+ * Sends `signal` (default SIGKILL) to the daemon of `home` at once, after
+ * checking its identity. If the process exits, its PID and state files are
+ * removed.
+ *
+ * @throws {NotRunningError} when no daemon runs.
+ */
+export async function killService(
+  home: string,
+  options: { signal?: Deno.Signal } = {},
+): Promise<KillResult> {
+  const layout = homeLayout(home);
+  const signal = options.signal ?? "SIGKILL";
+  const status = await getStatus(layout, { health: false });
+  const identity = await liveTarget(layout, status);
+  if (!identity || !(await signalIfSame(identity, signal))) {
+    if (status.state === "stale" && status.pid !== null) {
+      await removeRunFiles(layout, status.pid);
+      throw new NotRunningError(`removed stale files naming PID ${status.pid}`);
+    }
+    throw new NotRunningError();
+  }
+  const terminating = ["SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP"].includes(signal);
+  const exited = terminating &&
+    await waitForExit(identity, { timeoutMs: signal === "SIGKILL" ? 5000 : 1000 });
+  if (exited) await removeRunFiles(layout, identity.pid).catch(() => {});
+  return { pid: identity.pid, signal, exited };
+}
+
+/** Options of {@link stopAllDaemons}. */
+export interface StopAllOptions extends StopOptions {
+  /** Only daemons whose home lies within this directory. */
+  within?: string;
+}
+
+/**
+ * Stops every courier daemon of the current user in any home, orphans
+ * included (see {@link findDaemons} for how they are recognised), all at
+ * once, each with SIGTERM then SIGKILL after `timeoutMs`.
+ */
+export async function stopAllDaemons(options: StopAllOptions = {}): Promise<StopResult[]> {
+  const daemons = await findDaemons({ within: options.within });
+  const results = await Promise.all(daemons.map(async (daemon) => {
+    const layout = daemon.homeDeleted ? null : homeLayout(daemon.home);
+    const result = await terminate(
+      { identity: daemon.identity, layout },
+      options.timeoutMs ?? 10_000,
+    );
+    return result.sent ? { pid: daemon.pid, home: daemon.home, forced: result.forced } : null;
+  }));
+  return results.filter((r): r is StopResult => r !== null);
+}

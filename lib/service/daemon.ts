@@ -1,0 +1,226 @@
+import { CourierError } from "../errors/mod.ts";
+import { ensureHome, type HomeLayout, homeLayout } from "../home/mod.ts";
+import { openLogger } from "../log/mod.ts";
+import { findPortHolder } from "../net/mod.ts";
+import { readProcessIdentity } from "../proc/mod.ts";
+import { VERSION } from "../version/mod.ts";
+import { defaultExtensions } from "./default_extensions.ts";
+import { AlreadyRunningError, PortInUseError } from "./errors.ts";
+import type { DaemonExtension } from "./extension.ts";
+import { createHandler } from "./http_app.ts";
+import { instanceLockHolder, tryAcquireInstanceLock } from "./instance_lock.ts";
+import { assertPortAvailable } from "./port_check.ts";
+import type { ReadinessReporter } from "./readiness.ts";
+import {
+  apiUrl,
+  createPidFile,
+  type DaemonState,
+  readDaemonState,
+  removeRunFiles,
+  writeDaemonState,
+} from "./state_file.ts";
+
+/** Default port of the Courier service. */
+export const DEFAULT_PORT = 8644;
+/** Default host of the Courier service. */
+export const DEFAULT_HOST = "127.0.0.1";
+
+/** Options of {@link runDaemon}. */
+export interface DaemonOptions {
+  /** The courier home (absolute or relative). */
+  home: string;
+  /** Host to listen on (default `127.0.0.1`). */
+  host?: string;
+  /** Port to listen on (default 8644), or `auto` for a port lease. */
+  port?: number | "auto";
+  /** Mirror the log to stderr (foreground mode). */
+  foreground?: boolean;
+  /** Where readiness (or the reason for failing) is reported. */
+  reporter?: ReadinessReporter;
+  /** Hosted services (default: {@link defaultExtensions}). */
+  extensions?: DaemonExtension[];
+  /** Options passed through to the hosted services. */
+  extensionOptions?: Record<string, string | number | boolean | undefined>;
+  /** Aborting it stops the daemon gracefully, as SIGTERM does (for library use). */
+  signal?: AbortSignal;
+  /** Takes a port lease for `port: "auto"`; returns the port and how to give it back. */
+  leasePort?: (
+    layout: HomeLayout,
+    host: string,
+  ) => Promise<{ port: number; release: () => Promise<void> }>;
+}
+
+const STOP_SIGNALS: Deno.Signal[] = ["SIGTERM", "SIGINT", "SIGHUP"];
+
+/**
+ * Runs the Courier daemon in this process until SIGTERM/SIGINT (or
+ * `options.signal`), and returns its exit code.
+ *
+ * Order of start: take the home's instance lock (exclusive, held until
+ * exit) → clear stale run files (the lock proves their writer dead) → start
+ * hosted services → check the port (IPv4 and IPv6 twin) and bind it (the
+ * bind is authoritative) → create the PID file with O_EXCL → write the state
+ * file atomically → report readiness. On SIGTERM/SIGINT it stops accepting,
+ * finishes requests in flight, stops the services, removes its PID and state
+ * files, releases the lock and returns 0.
+ */
+export async function runDaemon(options: DaemonOptions): Promise<number> {
+  const startedAt = performance.now();
+  const layout = homeLayout(options.home);
+  const host = options.host ?? DEFAULT_HOST;
+  const reporter = options.reporter ?? { ready() {}, failed() {} };
+
+  // Listen for stop signals first, so a SIGTERM during start-up is a clean stop.
+  let stopReason: string | null = null;
+  let wake: () => void = () => {};
+  const stopRequested = new Promise<void>((resolve) => (wake = resolve));
+  const requestStop = (reason: string) => {
+    stopReason ??= reason;
+    wake();
+  };
+  const listeners: [Deno.Signal, () => void][] = [];
+  for (const signal of STOP_SIGNALS) {
+    if (signal === "SIGHUP" && !options.foreground) {
+      // A background daemon outlives the terminal that started it.
+      const ignore = () => {};
+      Deno.addSignalListener(signal, ignore);
+      listeners.push([signal, ignore]);
+      continue;
+    }
+    const handler = () => requestStop(signal);
+    Deno.addSignalListener(signal, handler);
+    listeners.push([signal, handler]);
+  }
+  options.signal?.addEventListener("abort", () => requestStop("abort"), { once: true });
+  const removeListeners = () => {
+    for (const [signal, handler] of listeners) Deno.removeSignalListener(signal, handler);
+  };
+
+  try {
+    await ensureHome(layout);
+  } catch (error) {
+    removeListeners();
+    reporter.failed(error);
+    return error instanceof CourierError ? error.exitCode : 1;
+  }
+  const log = openLogger(layout.logFile, { mirrorToStderr: options.foreground });
+  const lock = await tryAcquireInstanceLock(layout).catch((error) => {
+    log.error(`cannot open the instance lock ${layout.lockFile}: ${error}`);
+    throw error;
+  });
+  if (!lock) {
+    const running = await readDaemonState(layout);
+    const error = new AlreadyRunningError(
+      running?.pid ?? (await instanceLockHolder(layout)) ?? undefined,
+      running?.port,
+    );
+    log.warn(`start refused: ${error.message}`);
+    log.close();
+    removeListeners();
+    reporter.failed(error);
+    return error.exitCode;
+  }
+
+  const extensions = options.extensions ?? defaultExtensions();
+  let state: DaemonState | null = null;
+  let server: Deno.HttpServer<Deno.NetAddr> | null = null;
+  let releasePort: (() => Promise<void>) | null = null;
+  const started: DaemonExtension[] = [];
+  let pidFileWritten = false;
+  let code = 0;
+  try {
+    // We hold the lock, so any PID or state file here was left by a daemon that died.
+    for (const path of [layout.pidFile, layout.stateFile]) {
+      await Deno.remove(path).then(
+        () => log.warn(`removed stale ${path} left by a daemon that died`),
+        () => {},
+      );
+    }
+
+    for (const extension of extensions) {
+      await extension.start({ layout, log, options: options.extensionOptions ?? {} });
+      started.push(extension);
+    }
+
+    let port: number;
+    if (options.port === "auto") {
+      if (!options.leasePort) throw new CourierError("--port auto is not available here");
+      const lease = await options.leasePort(layout, host);
+      port = lease.port;
+      releasePort = lease.release;
+    } else {
+      port = options.port ?? DEFAULT_PORT;
+    }
+    await assertPortAvailable(port, { host, skip: [host] });
+    const handler = createHandler({
+      state: () => state,
+      startedAt,
+      extensions,
+      onError: (error) => log.error(`request failed: ${errorText(error)}`),
+    });
+    try {
+      server = Deno.serve({ hostname: host, port, onListen() {} }, handler);
+    } catch (error) {
+      if (error instanceof Deno.errors.AddrInUse) {
+        throw new PortInUseError(port, await findPortHolder(port));
+      }
+      throw error;
+    }
+
+    const identity = await readProcessIdentity(Deno.pid);
+    if (!identity) throw new CourierError("cannot read this process's identity from the system");
+    await createPidFile(layout, Deno.pid);
+    pidFileWritten = true;
+    state = {
+      pid: Deno.pid,
+      host,
+      port,
+      api_url: apiUrl(host, port),
+      started_at: new Date().toISOString(),
+      version: VERSION,
+      home: layout.root,
+      identity,
+      exe: Deno.execPath(),
+      port_leased: options.port === "auto" ? true : undefined,
+    };
+    await writeDaemonState(layout, state);
+    log.info(`started: listening on ${state.api_url} (home ${layout.root}, version ${VERSION})`);
+    reporter.ready(state);
+
+    await stopRequested;
+    log.info(`stopping (${stopReason})`);
+  } catch (error) {
+    code = error instanceof CourierError ? error.exitCode : 1;
+    log.error(`start failed: ${errorText(error)}`);
+    reporter.failed(error);
+  }
+
+  // Shutdown: stop accepting, let requests in flight finish, flush services.
+  for (const extension of started) {
+    try {
+      extension.draining?.();
+    } catch (error) {
+      log.error(`${extension.name}: draining failed: ${errorText(error)}`);
+    }
+  }
+  if (server) await server.shutdown().catch(() => {});
+  for (const extension of started.reverse()) {
+    try {
+      await extension.stop();
+    } catch (error) {
+      log.error(`${extension.name}: stop failed: ${errorText(error)}`);
+      code ||= 1;
+    }
+  }
+  if (releasePort) await releasePort().catch(() => {});
+  if (pidFileWritten) await removeRunFiles(layout, Deno.pid).catch(() => {});
+  if (state) log.info("stopped");
+  lock.release();
+  log.close();
+  removeListeners();
+  return code;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}

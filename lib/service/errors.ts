@@ -1,0 +1,78 @@
+import { CourierError, ExitCode } from "../errors/mod.ts";
+
+/** `start` found a daemon already running in this home (exit 2). */
+export class AlreadyRunningError extends CourierError {
+  /** The running daemon's PID, when known. */
+  readonly pid?: number;
+  /** Its port, when known. */
+  readonly port?: number;
+
+  /**
+   * @param pid The running daemon's PID.
+   * @param port Its port.
+   */
+  constructor(pid?: number, port?: number) {
+    const what = [pid ? `PID ${pid}` : "", port ? `port ${port}` : ""].filter(Boolean).join(", ");
+    super(`Courier is already running${what ? ` (${what})` : ""}`, {
+      exitCode: ExitCode.AlreadyRunning,
+      details: ["Use 'courier status' to see it, or 'courier restart' to replace it."],
+    });
+    this.name = "AlreadyRunningError";
+    this.pid = pid;
+    this.port = port;
+  }
+}
+
+/** The port is held by another program (exit 4). */
+export class PortInUseError extends CourierError {
+  /** The port. */
+  readonly port: number;
+  /** The holder's PID, when it could be found. */
+  readonly holderPid?: number;
+  /** The holder's command line, when it could be read. */
+  readonly holderCommand?: string;
+
+  /**
+   * @param port The busy port.
+   * @param holder Who holds it, when known.
+   */
+  constructor(port: number, holder?: { pid: number; commandLine: string | null } | null) {
+    const by = holder
+      ? ` by PID ${holder.pid}${holder.commandLine ? ` (${holder.commandLine})` : ""}`
+      : "";
+    super(`Port ${port} is already in use${by}`, {
+      exitCode: ExitCode.PortInUse,
+      details: [
+        "Choose another port with --port N (or --port auto), or stop the program holding it.",
+      ],
+    });
+    this.name = "PortInUseError";
+    this.port = port;
+    this.holderPid = holder?.pid;
+    this.holderCommand = holder?.commandLine ?? undefined;
+  }
+}
+
+/** The daemon could not start (exit 1); details carry the last log lines. */
+export class StartFailedError extends CourierError {
+  /**
+   * @param message Why it failed.
+   * @param details Extra lines (daemon stderr, last log lines).
+   */
+  constructor(message: string, details: string[] = []) {
+    super(message, { exitCode: ExitCode.Failure, details });
+    this.name = "StartFailedError";
+  }
+}
+
+/** `stop`/`kill` found no daemon to act on (exit 1). */
+export class NotRunningError extends CourierError {
+  /** @param note Extra information (e.g. a stale pid file that was removed). */
+  constructor(note?: string) {
+    super(`Courier is not running${note ? ` (${note})` : ""}`, {
+      exitCode: ExitCode.Failure,
+      details: ["Start it with 'courier start'."],
+    });
+    this.name = "NotRunningError";
+  }
+}

@@ -1,0 +1,27 @@
+/**
+ * The Courier service lifecycle: the daemon itself, and starting, stopping,
+ * killing and inspecting it from another process. Usable without the CLI.
+ *
+ * @example
+ * ```ts
+ * import { getStatus, startService, stopService } from "./lib/service/mod.ts";
+ * import { homeLayout } from "./lib/home/mod.ts";
+ * const { state } = await startService("/tmp/courier-home", { port: 18644 });
+ * console.log((await getStatus(homeLayout("/tmp/courier-home"))).state); // "running"
+ * await stopService("/tmp/courier-home");
+ * ```
+ *
+ * @module
+ */
+export * from "./control.ts";
+export * from "./daemon.ts";
+export * from "./discover.ts";
+export * from "./errors.ts";
+export * from "./extension.ts";
+export * from "./http_app.ts";
+export * from "./instance_lock.ts";
+export * from "./port_check.ts";
+export * from "./readiness.ts";
+export * from "./state_file.ts";
+export * from "./status.ts";
+export * from "./port_lease.ts";

@@ -1,0 +1,133 @@
+import type { HomeLayout } from "../home/mod.ts";
+import { isProcessAlive, readProcessIdentity } from "../proc/mod.ts";
+import { instanceLockHolder } from "./instance_lock.ts";
+import { type DaemonState, readDaemonState, readPidFile } from "./state_file.ts";
+
+/** The state names `courier status` reports. */
+export type ServiceStateName = "running" | "starting" | "unhealthy" | "stale" | "stopped";
+
+/** What `courier status` knows about a home's daemon. */
+export interface ServiceStatus {
+  /** `running` (healthy), `starting`, `unhealthy`, `stale` (files name a dead process) or `stopped`. */
+  state: ServiceStateName;
+  /** The daemon's PID (for `stale`: the dead PID the files name). */
+  pid: number | null;
+  /** Host it listens on. */
+  host: string | null;
+  /** Port it listens on. */
+  port: number | null;
+  /** Its API URL. */
+  api_url: string | null;
+  /** Seconds since it started. */
+  uptime_s: number | null;
+  /** Its version (from `/health` when healthy, else from the state file). */
+  version: string | null;
+  /** The home. */
+  home: string;
+  /** The recorded state, when there is one and it names a live daemon. */
+  daemon: DaemonState | null;
+  /** Why it is unhealthy or stale, in words. */
+  reason?: string;
+}
+
+/** Options of {@link getStatus}. */
+export interface StatusOptions {
+  /** Ask `/health` (default true); without it a live daemon counts as `running`. */
+  health?: boolean;
+  /** Time allowed for `/health` (default 2000 ms). */
+  healthTimeoutMs?: number;
+}
+
+/** Asks a daemon's `/health`; returns its JSON on a 200 answer, else an error text. */
+export async function fetchHealth(
+  url: string,
+  options: { timeoutMs?: number } = {},
+): Promise<{ ok: true; body: Record<string, unknown> } | { ok: false; reason: string }> {
+  try {
+    const response = await fetch(`${url}/health`, {
+      signal: AbortSignal.timeout(options.timeoutMs ?? 2000),
+    });
+    const text = await response.text();
+    if (response.status !== 200) {
+      return { ok: false, reason: `/health answered ${response.status}` };
+    }
+    return { ok: true, body: JSON.parse(text) };
+  } catch (error) {
+    return { ok: false, reason: `/health did not answer: ${(error as Error).message}` };
+  }
+}
+
+/**
+ * Finds out the state of a home's daemon without disturbing it: it reads
+ * the PID and state files, checks the recorded process identity (a reused
+ * PID is not our daemon), reads who holds the instance lock from the
+ * kernel's lock table (never by trying to take it), and asks `/health`.
+ */
+export async function getStatus(
+  layout: HomeLayout,
+  options: StatusOptions = {},
+): Promise<ServiceStatus> {
+  const [state, pidFromFile, holder] = await Promise.all([
+    readDaemonState(layout),
+    readPidFile(layout),
+    instanceLockHolder(layout),
+  ]);
+  const status: ServiceStatus = {
+    state: "stopped",
+    pid: null,
+    host: null,
+    port: null,
+    api_url: null,
+    uptime_s: null,
+    version: null,
+    home: layout.root,
+    daemon: null,
+  };
+  const starting = async (pid: number): Promise<ServiceStatus> => {
+    // The lock is held but the state file is not (yet) there: a daemon is starting.
+    const alive = await readProcessIdentity(pid);
+    return alive ? { ...status, state: "starting", pid } : status;
+  };
+  if (state) {
+    const alive = await isProcessAlive(state.identity);
+    if (!alive) {
+      if (holder) return await starting(holder);
+      return {
+        ...status,
+        state: "stale",
+        pid: state.pid,
+        reason: `PID ${state.pid} is not the daemon that wrote ${layout.stateFile}`,
+      };
+    }
+    const live: ServiceStatus = {
+      ...status,
+      state: "running",
+      pid: state.pid,
+      host: state.host,
+      port: state.port,
+      api_url: state.api_url,
+      uptime_s: Math.round((Date.now() - Date.parse(state.started_at)) / 1000),
+      version: state.version,
+      daemon: state,
+    };
+    if (options.health === false) return live;
+    const health = await fetchHealth(state.api_url, { timeoutMs: options.healthTimeoutMs });
+    if (!health.ok) return { ...live, state: "unhealthy", reason: health.reason };
+    const uptime = Number(health.body.uptime_s);
+    return {
+      ...live,
+      version: String(health.body.version ?? state.version),
+      uptime_s: Number.isFinite(uptime) ? Math.round(uptime) : live.uptime_s,
+    };
+  }
+  if (holder) return await starting(holder);
+  if (pidFromFile !== null) {
+    return {
+      ...status,
+      state: "stale",
+      pid: pidFromFile || null,
+      reason: `${layout.pidFile} exists but no daemon holds ${layout.lockFile}`,
+    };
+  }
+  return status;
+}
