@@ -1,4 +1,5 @@
 import type { Command } from "../command.ts";
+import { completionsCommand } from "./completions.ts";
 import { logsCommand } from "./logs.ts";
 import { daemonCommand, restartCommand, startCommand } from "./start.ts";
 import { statusCommand } from "./status.ts";
@@ -13,4 +14,5 @@ export const COMMANDS: Command[] = [
   killCommand,
   logsCommand,
   daemonCommand,
+  completionsCommand,
 ];
