@@ -180,6 +180,10 @@ function parseArgsMessage(error: unknown): string {
   if (positional) return `unexpected argument "${positional[1]}"`;
   const missing = message.match(/Option '(?:-\w, )?(--[\w-]+) <value>' argument missing/);
   if (missing) return `option ${missing[1]} needs a value`;
+  const ambiguous = message.match(/Option '([^']+)' argument is ambiguous/);
+  if (ambiguous) {
+    return `option ${ambiguous[1]} got a value starting with "-": write ${ambiguous[1]}=VALUE`;
+  }
   return message.split("\n")[0].replace(/\. To specify.*$/, "");
 }
 

@@ -53,8 +53,9 @@ export class HomePermissionError extends CourierError {
    * @param cause The underlying error.
    */
   constructor(path: string, cause?: unknown) {
+    const reason = cause instanceof Error ? ` (${cause.message.replace(/: [^:]*$/, "")})` : "";
     super(
-      `Permission denied on courier home: ${path}. ` +
+      `Cannot create or write the courier home ${path}${reason}. ` +
         `Fix its permissions or choose another home with --home DIR or COURIER_HOME.`,
       { exitCode: ExitCode.Permission, cause },
     );

@@ -1,0 +1,119 @@
+/**
+ * Running courier in tests: the CLI as a real process, in a temporary home
+ * that is torn down afterwards. Teardown stops only daemons whose home lies
+ * in that temporary directory (so only PIDs this test started) and fails
+ * the test if any was still running: a leaked daemon is a bug.
+ */
+import { findDaemons } from "../../lib/service/mod.ts";
+import { signalIfSame, waitForExit } from "../../lib/proc/mod.ts";
+
+/** Absolute path of `main.ts`. */
+export const MAIN: string = new URL("../../main.ts", import.meta.url).pathname;
+const CONFIG: string = new URL("../../deno.json", import.meta.url).pathname;
+
+/** What a CLI run printed and returned. */
+export interface RunResult {
+  /** Exit code. */
+  code: number;
+  /** Standard output. */
+  stdout: string;
+  /** Standard error. */
+  stderr: string;
+}
+
+/** The command line that runs courier under `deno run`. */
+export function courierCommand(args: string[]): { command: string; args: string[] } {
+  return {
+    command: Deno.execPath(),
+    args: ["run", "--quiet", "--allow-all", "--config", CONFIG, MAIN, ...args],
+  };
+}
+
+/** Runs `courier args…` to completion. */
+export async function courier(
+  args: string[],
+  options: { env?: Record<string, string> } = {},
+): Promise<RunResult> {
+  const { command, args: full } = courierCommand(args);
+  const output = await new Deno.Command(command, {
+    args: full,
+    env: { NO_COLOR: "1", ...options.env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** A temporary courier home (and a scratch root around it). */
+export class TestHome {
+  /** The scratch root: everything this test creates lives below it. */
+  readonly root: string;
+  /** The courier home, `<root>/home`. */
+  readonly home: string;
+
+  private constructor(root: string) {
+    this.root = root;
+    this.home = `${root}/home`;
+  }
+
+  /** Creates a fresh scratch root. */
+  static async create(): Promise<TestHome> {
+    return new TestHome(await Deno.makeTempDir({ prefix: "courier-test-" }));
+  }
+
+  /** Runs courier with `--home` set to this home. */
+  run(args: string[], options: { env?: Record<string, string> } = {}): Promise<RunResult> {
+    return courier([...args, "--home", this.home], options);
+  }
+
+  /** Another home below the same root. */
+  sibling(name: string): string {
+    return `${this.root}/${name}`;
+  }
+
+  /**
+   * Stops every daemon whose home lies below this root, removes the root,
+   * and throws if any daemon was still running (a leak).
+   */
+  async cleanup(): Promise<void> {
+    const leaked = await findDaemons({ within: this.root });
+    await Promise.all(leaked.map(async (daemon) => {
+      await signalIfSame(daemon.identity, "SIGKILL");
+      await waitForExit(daemon.identity, { timeoutMs: 5000 });
+    }));
+    await Deno.remove(this.root, { recursive: true }).catch(() => {});
+    if (leaked.length > 0) {
+      throw new Error(`test leaked courier daemons: ${leaked.map((d) => d.pid).join(", ")}`);
+    }
+  }
+}
+
+/** Runs `fn` with a fresh {@link TestHome}, always cleaning up. */
+export async function withHome(fn: (home: TestHome) => Promise<void>): Promise<void> {
+  const home = await TestHome.create();
+  let failed = false;
+  try {
+    await fn(home);
+  } catch (error) {
+    failed = true;
+    await home.cleanup().catch(() => {});
+    throw error;
+  } finally {
+    if (!failed) await home.cleanup();
+  }
+}
+
+/** Parses the JSON a `--json` command printed. */
+export function json<T = Record<string, unknown>>(result: RunResult): T {
+  try {
+    return JSON.parse(result.stdout) as T;
+  } catch {
+    throw new Error(`not JSON (exit ${result.code}): ${result.stdout}\nstderr: ${result.stderr}`);
+  }
+}
