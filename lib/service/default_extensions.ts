@@ -1,3 +1,4 @@
+import { createMailExtension } from "../mail/service.ts";
 import type { DaemonExtension } from "./extension.ts";
 
 /**
@@ -5,5 +6,5 @@ import type { DaemonExtension } from "./extension.ts";
  * The mail service (`lib/mail/`) registers itself here.
  */
 export function defaultExtensions(): DaemonExtension[] {
-  return [];
+  return [createMailExtension()];
 }

@@ -1,0 +1,174 @@
+import { CourierError } from "../errors/mod.ts";
+import { readTextIfExists } from "../fs/mod.ts";
+import { isValidProvider } from "./mailbox.ts";
+
+/** Where outbound mail of one provider is delivered. */
+export interface OutboundTarget {
+  /** The URL each outbound mail is POSTed to as JSON. */
+  url: string;
+  /** Extra request headers (e.g. an `authorization` token). */
+  headers?: Record<string, string>;
+}
+
+/** Every setting of the mail service, resolved. */
+export interface MailSettings {
+  /** Close a debounce bucket this long after its last message (ms, default 5000). */
+  debounceWindowMs: number;
+  /** Close a debounce bucket at the latest this long after its first message (ms, default 30000). */
+  debounceMaxWaitMs: number;
+  /** Close a debounce bucket once it holds this many messages (default 1000). */
+  maxMessagesPerMail: number;
+  /** Default claim length (s, default 300). */
+  claimTimeoutS: number;
+  /** Retry backoff after the first failure (ms, default 1000); doubles per failure. */
+  backoffBaseMs: number;
+  /** Longest retry backoff (ms, default 30000). */
+  backoffCapMs: number;
+  /** Largest request body (bytes, default 1 MiB). */
+  maxBodyBytes: number;
+  /** Timeout of one outbound delivery (ms, default 10000). */
+  deliveryTimeoutMs: number;
+  /** Where each provider's outbound mail goes. */
+  outbound: Record<string, OutboundTarget>;
+}
+
+/** The defaults of {@link MailSettings}. */
+export const DEFAULT_MAIL_SETTINGS: Readonly<MailSettings> = Object.freeze({
+  debounceWindowMs: 5000,
+  debounceMaxWaitMs: 30_000,
+  maxMessagesPerMail: 1000,
+  claimTimeoutS: 300,
+  backoffBaseMs: 1000,
+  backoffCapMs: 30_000,
+  maxBodyBytes: 1024 * 1024,
+  deliveryTimeoutMs: 10_000,
+  outbound: {},
+});
+
+/** `<home>/config.json` or a `start` option has a bad mail setting. */
+export class MailConfigError extends CourierError {
+  /**
+   * @param where The file or option.
+   * @param message What is wrong.
+   */
+  constructor(where: string, message: string) {
+    super(`${where}: ${message}`);
+    this.name = "MailConfigError";
+  }
+}
+
+const CONFIG_KEYS: Record<string, keyof MailSettings> = {
+  debounce_window_ms: "debounceWindowMs",
+  debounce_max_wait_ms: "debounceMaxWaitMs",
+  max_messages_per_mail: "maxMessagesPerMail",
+  claim_timeout_s: "claimTimeoutS",
+  retry_backoff_ms: "backoffBaseMs",
+  retry_backoff_cap_ms: "backoffCapMs",
+  delivery_timeout_ms: "deliveryTimeoutMs",
+};
+
+function number(where: string, name: string, value: unknown): number {
+  const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isFinite(n) || n < 0) {
+    throw new MailConfigError(where, `"${name}" must be a non-negative number, not ${value}`);
+  }
+  return n;
+}
+
+function outboundTargets(where: string, value: unknown): Record<string, OutboundTarget> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new MailConfigError(where, `"outbound" must map provider names to {"url": ...}`);
+  }
+  const targets: Record<string, OutboundTarget> = {};
+  for (const [provider, target] of Object.entries(value)) {
+    if (!isValidProvider(provider)) {
+      throw new MailConfigError(
+        where,
+        `outbound provider "${provider}" may hold only letters, digits, - and _`,
+      );
+    }
+    const url = (target as OutboundTarget)?.url;
+    let parsed: URL | null = null;
+    try {
+      parsed = typeof url === "string" ? new URL(url) : null;
+    } catch {
+      parsed = null;
+    }
+    if (!parsed || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
+      throw new MailConfigError(where, `outbound.${provider}.url must be an http(s) URL`);
+    }
+    const headers = (target as OutboundTarget).headers;
+    if (
+      headers !== undefined &&
+      (typeof headers !== "object" || headers === null ||
+        Object.values(headers).some((v) => typeof v !== "string"))
+    ) {
+      throw new MailConfigError(where, `outbound.${provider}.headers must map names to strings`);
+    }
+    targets[provider] = headers ? { url: parsed.href, headers } : { url: parsed.href };
+  }
+  return targets;
+}
+
+/** Options of {@link loadMailSettings}. */
+export interface LoadMailSettingsOptions {
+  /** Values given on `start` (`debounceWindowMs`, `debounceMaxWaitMs`); they win. */
+  startOptions?: Record<string, string | number | boolean | undefined>;
+  /** Settings given by the program embedding the service; they beat the config file. */
+  overrides?: Partial<MailSettings>;
+}
+
+/**
+ * Resolves the mail settings: `start` options, then programmatic overrides,
+ * then `<home>/config.json` (`debounce_window_ms`, `debounce_max_wait_ms`,
+ * `outbound: {"<provider>": {"url": ...}}`…), then the defaults.
+ *
+ * @throws {MailConfigError} when the file is not JSON or a value is wrong.
+ */
+export async function loadMailSettings(
+  configFile: string,
+  options: LoadMailSettingsOptions = {},
+): Promise<MailSettings> {
+  const settings: MailSettings = { ...DEFAULT_MAIL_SETTINGS, outbound: {} };
+  const text = await readTextIfExists(configFile);
+  if (text !== null && text.trim() !== "") {
+    let config: unknown;
+    try {
+      config = JSON.parse(text);
+    } catch (error) {
+      throw new MailConfigError(configFile, `not valid JSON (${(error as Error).message})`);
+    }
+    if (typeof config !== "object" || config === null || Array.isArray(config)) {
+      throw new MailConfigError(configFile, "must hold a JSON object");
+    }
+    const values = config as Record<string, unknown>;
+    for (const [key, field] of Object.entries(CONFIG_KEYS)) {
+      if (values[key] !== undefined) {
+        (settings[field] as number) = number(configFile, key, values[key]);
+      }
+    }
+    if (values.outbound !== undefined) {
+      settings.outbound = outboundTargets(configFile, values.outbound);
+    }
+  }
+  for (const [field, value] of Object.entries(options.overrides ?? {})) {
+    if (value !== undefined) (settings as unknown as Record<string, unknown>)[field] = value;
+  }
+  const start = options.startOptions ?? {};
+  if (start.debounceWindowMs !== undefined) {
+    settings.debounceWindowMs = number(
+      "--debounce-window",
+      "debounce window",
+      start.debounceWindowMs,
+    );
+  }
+  if (start.debounceMaxWaitMs !== undefined) {
+    settings.debounceMaxWaitMs = number(
+      "--debounce-max-wait",
+      "debounce max wait",
+      start.debounceMaxWaitMs,
+    );
+  }
+  if (settings.maxMessagesPerMail < 1) settings.maxMessagesPerMail = 1;
+  return settings;
+}

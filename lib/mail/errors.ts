@@ -1,0 +1,101 @@
+import { CourierError } from "../errors/mod.ts";
+
+/**
+ * A mail request that cannot be served as asked. `status` is the HTTP status
+ * the API answers with; `toJson()` is its body.
+ */
+export class MailError extends CourierError {
+  /** The HTTP status. */
+  readonly status: number;
+  /** The request field at fault, when one is. */
+  readonly field?: string;
+  /** Extra facts for the client (who holds a claim, until when…). */
+  readonly extra: Record<string, unknown>;
+
+  /**
+   * @param message What is wrong and what to do, in one line.
+   * @param options HTTP status, field at fault, extra facts.
+   */
+  constructor(
+    message: string,
+    options: { status: number; field?: string; extra?: Record<string, unknown> },
+  ) {
+    super(message);
+    this.name = "MailError";
+    this.status = options.status;
+    this.field = options.field;
+    this.extra = options.extra ?? {};
+  }
+
+  /** The JSON body of the error response: `{error, field?, ...extra}`. */
+  toJson(): Record<string, unknown> {
+    return {
+      error: this.message,
+      ...(this.field === undefined ? {} : { field: this.field }),
+      ...this.extra,
+    };
+  }
+}
+
+/** 400: a field of the request is missing or wrong. */
+export class MailValidationError extends MailError {
+  /**
+   * @param field The field at fault (`session_id`, `sender.id`, `provider`…).
+   * @param message What is wrong with it.
+   */
+  constructor(field: string, message: string) {
+    super(message, { status: 400, field });
+    this.name = "MailValidationError";
+  }
+}
+
+/** 404: no mail has this id. */
+export class MailNotFoundError extends MailError {
+  /** @param id The id asked for. */
+  constructor(id: string) {
+    super(`no mail with id "${id}"; list them with GET /api/v1/messages`, { status: 404 });
+    this.name = "MailNotFoundError";
+  }
+}
+
+/** 409: the mail is not in a state that allows this (claimed by another agent, done…). */
+export class MailConflictError extends MailError {
+  /**
+   * @param message The conflict, e.g. who holds the claim and until when.
+   * @param extra Facts for the client (`holder`, `expires_at`, `status`…).
+   */
+  constructor(message: string, extra: Record<string, unknown> = {}) {
+    super(message, { status: 409, extra });
+    this.name = "MailConflictError";
+  }
+}
+
+/** 403: another agent holds the claim, so this one may not complete or fail the mail. */
+export class MailForbiddenError extends MailError {
+  /**
+   * @param message Who holds it.
+   * @param extra Facts for the client (`holder`, `expires_at`).
+   */
+  constructor(message: string, extra: Record<string, unknown> = {}) {
+    super(message, { status: 403, extra });
+    this.name = "MailForbiddenError";
+  }
+}
+
+/** 413: the request body is over the limit. */
+export class PayloadTooLargeError extends MailError {
+  /** @param limit The limit in bytes. */
+  constructor(limit: number) {
+    super(`request body is larger than ${limit} bytes`, { status: 413, extra: { limit } });
+    this.name = "PayloadTooLargeError";
+  }
+}
+
+/** 503: the service is stopping and takes no new work. */
+export class MailUnavailableError extends MailError {
+  /** @param message Why. */
+  constructor(message = "courier is stopping; retry against the next instance") {
+    super(message, { status: 503 });
+    this.name = "MailUnavailableError";
+  }
+}

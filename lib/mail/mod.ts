@@ -1,0 +1,36 @@
+/**
+ * The Courier mail service: folds bursts of webhook messages into mails
+ * (Markdown with YAML front matter) in `<home>/mailbox/`, lets agents claim,
+ * complete or fail them over HTTP, and delivers outbound mail with retries.
+ * Every acknowledged message is durable: in a group-committed pending
+ * journal until a mail covering it is on disk.
+ *
+ * @example
+ * ```ts
+ * import { startMailService } from "./lib/mail/mod.ts";
+ * const mail = await startMailService("/tmp/courier-home", {
+ *   settings: { debounceWindowMs: 200 },
+ * });
+ * const response = await mail.handle(
+ *   new Request("http://x/api/v1/messages?status=new"),
+ *   new URL("http://x/api/v1/messages?status=new"),
+ * );
+ * await mail.stop();
+ * ```
+ *
+ * @module
+ */
+export * from "./claims.ts";
+export * from "./client.ts";
+export * from "./config.ts";
+export * from "./debounce.ts";
+export * from "./errors.ts";
+export * from "./http_api.ts";
+export * from "./journal.ts";
+export * from "./mailbox.ts";
+export * from "./mail_file.ts";
+export * from "./outbound.ts";
+export * from "./retry.ts";
+export * from "./service.ts";
+export * from "./store.ts";
+export * from "./validate.ts";
