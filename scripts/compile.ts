@@ -64,7 +64,8 @@ export interface CompileCommand {
 
 /**
  * The `deno compile` command line for one binary: the permissions of
- * `PERMISSION_FLAGS` (never `-A`), the project's `deno.json`, nothing
+ * `PERMISSION_FLAGS` (the single list `deno run` uses too; see its comment
+ * for why each is needed), the project's `deno.json`, nothing
  * `--include`d (courier reads no file of its own source at run time), and
  * `DENORT_BIN` passed on only for this machine's target.
  */
