@@ -1,6 +1,7 @@
 import type { Command } from "../command.ts";
 import { completionsCommand } from "./completions.ts";
 import { logsCommand } from "./logs.ts";
+import { mailCommand } from "./mail.ts";
 import { daemonCommand, restartCommand, startCommand } from "./start.ts";
 import { statusCommand } from "./status.ts";
 import { killCommand, stopCommand } from "./stop.ts";
@@ -13,6 +14,7 @@ export const COMMANDS: Command[] = [
   statusCommand,
   killCommand,
   logsCommand,
+  mailCommand,
   daemonCommand,
   completionsCommand,
 ];
