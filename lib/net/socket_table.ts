@@ -42,7 +42,7 @@ function ipv6(hex: string): string {
   // Four little-endian 32-bit words.
   const bytes: string[] = [];
   for (let word = 0; word < 4; word++) {
-    bytes.push(...hex.slice(word * 8, word * 8 + 8).match(/../g)!.reverse());
+    bytes.push(...hex.toLowerCase().slice(word * 8, word * 8 + 8).match(/../g)!.reverse());
   }
   if (bytes.slice(0, 10).every((b) => b === "00") && bytes[10] + bytes[11] === "ffff") {
     return `::ffff:${bytes.slice(12).map((b) => parseInt(b, 16)).join(".")}`;
