@@ -63,8 +63,10 @@ export class Debouncer<T> {
   add(key: string, item: T): void {
     const now = this.#now();
     let bucket = this.#buckets.get(key);
-    if (bucket && now - bucket.firstAt >= this.#maxWaitMs) {
-      // Its timer is late (a busy event loop): the max wait still cuts here.
+    if (
+      bucket && (now - bucket.firstAt >= this.#maxWaitMs || now - bucket.lastAt >= this.#windowMs)
+    ) {
+      // Its timer is late (a busy event loop): the window and max wait still cut here.
       this.#close(key, bucket);
       bucket = undefined;
     }

@@ -101,6 +101,7 @@ export class PendingJournal {
   #broken: unknown = null;
   #closed = false;
   #tornTail = false;
+  #commits = 0;
 
   private constructor(path: string, file: Deno.FsFile, options: JournalOptions) {
     this.#path = path;
@@ -127,6 +128,16 @@ export class PendingJournal {
   /** Records acknowledged and not yet released. */
   get liveCount(): number {
     return this.#live.size;
+  }
+
+  /** Group commits (write + fdatasync) made so far. */
+  get commits(): number {
+    return this.#commits;
+  }
+
+  /** Resolves once queued appends and housekeeping (truncation, compaction) are done. */
+  settled(): Promise<void> {
+    return this.#idle;
   }
 
   /** The journal file's current size in bytes. */
@@ -229,6 +240,7 @@ export class PendingJournal {
       return;
     }
     this.#tornTail = false;
+    this.#commits++;
     this.#size += bytes.length;
     for (const item of batch) {
       this.#live.set(item.record.key, item.line);

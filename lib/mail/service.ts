@@ -264,9 +264,7 @@ export class MailService implements DaemonExtension {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#draining = true;
-    await Promise.allSettled([...this.#receives]);
-    this.#debouncer?.flushAll();
-    await Promise.allSettled([...this.#folds]);
+    await this.flushPending();
     this.#stopped = true;
     await this.#outbound?.stop();
     await this.#journal?.close();
@@ -275,6 +273,16 @@ export class MailService implements DaemonExtension {
       this.#log.error(`mail: saving claims failed: ${error}`);
     });
     this.#log.info("mail: stopped; every acknowledged message is in a mail");
+  }
+
+  /**
+   * Folds every open debounce bucket into a mail now and resolves once
+   * those mails are on disk.
+   */
+  async flushPending(): Promise<void> {
+    await Promise.allSettled([...this.#receives]);
+    this.#debouncer?.flushAll();
+    await Promise.allSettled([...this.#folds]);
   }
 
   /** The counters and gauges of `/health`. */

@@ -91,11 +91,25 @@ export function validateMailId(id: string): string {
   return id;
 }
 
-/** A string field: required and non-empty unless said otherwise; numbers are accepted as ids. */
+/** Options of {@link stringField}. */
+export interface StringFieldOptions {
+  /** Must be present (default true). */
+  required?: boolean;
+  /** May be empty or blank (default false). */
+  allowEmpty?: boolean;
+  /** Longest length allowed. */
+  max?: number;
+  /** The field's name in errors (`sender.id`). */
+  path?: string;
+  /** Accept a number and turn it into text (ids; default false). */
+  allowNumber?: boolean;
+}
+
+/** A string field: required and non-empty unless said otherwise. */
 export function stringField(
   body: Record<string, unknown>,
   field: string,
-  options: { required?: boolean; allowEmpty?: boolean; max?: number; path?: string } = {},
+  options: StringFieldOptions = {},
 ): string | undefined {
   const name = options.path ?? field;
   const value = body[field];
@@ -103,7 +117,9 @@ export function stringField(
     if (options.required ?? true) throw new MailValidationError(name, `"${name}" is required`);
     return undefined;
   }
-  const text = typeof value === "number" && Number.isFinite(value) ? String(value) : value;
+  const text = options.allowNumber && typeof value === "number" && Number.isFinite(value)
+    ? String(value)
+    : value;
   if (typeof text !== "string") {
     throw new MailValidationError(name, `"${name}" must be a string`);
   }
@@ -190,9 +206,13 @@ export function parseTimestamp(value: unknown, field = "timestamp"): string {
  * @throws {MailValidationError} naming the first bad field.
  */
 export function validateInbound(body: Record<string, unknown>): InboundInput {
-  const sessionId = stringField(body, "session_id", { max: 512 })!;
+  const sessionId = stringField(body, "session_id", { max: 512, allowNumber: true })!;
   const rawType = stringField(body, "session_type", { required: false });
-  const threadKey = stringField(body, "thread_key", { required: false, max: 512 });
+  const threadKey = stringField(body, "thread_key", {
+    required: false,
+    max: 512,
+    allowNumber: true,
+  });
   let type: SessionType;
   if (rawType === undefined) type = threadKey ? "thread" : "direct";
   else if ((SESSION_TYPES as readonly string[]).includes(rawType)) type = rawType as SessionType;
@@ -207,7 +227,11 @@ export function validateInbound(body: Record<string, unknown>): InboundInput {
   if (sessionName) session.name = sessionName;
   if (threadKey !== undefined) session.thread_key = threadKey;
   const senderValue = objectField(body, "sender", true)!;
-  const senderId = stringField(senderValue, "id", { path: "sender.id", max: 512 })!;
+  const senderId = stringField(senderValue, "id", {
+    path: "sender.id",
+    max: 512,
+    allowNumber: true,
+  })!;
   const senderName = stringField(senderValue, "name", {
     path: "sender.name",
     required: false,
@@ -222,7 +246,11 @@ export function validateInbound(body: Record<string, unknown>): InboundInput {
   if (body.timestamp !== undefined && body.timestamp !== null) {
     input.time = parseTimestamp(body.timestamp);
   }
-  const messageId = stringField(body, "message_id", { required: false, max: 512 });
+  const messageId = stringField(body, "message_id", {
+    required: false,
+    max: 512,
+    allowNumber: true,
+  });
   if (messageId !== undefined) input.message_id = messageId;
   const extra: Record<string, unknown> = { ...objectField(body, "extra", false) };
   for (const [key, value] of Object.entries(body)) {
@@ -251,7 +279,7 @@ export interface OutboundInput {
  */
 export function validateOutbound(body: Record<string, unknown>): OutboundInput {
   const input: OutboundInput = {
-    to: stringField(body, "to", { max: 512 })!,
+    to: stringField(body, "to", { max: 512, allowNumber: true })!,
     text: stringField(body, "text")!,
   };
   const replyTo = stringField(body, "reply_to", { required: false, max: 512 });

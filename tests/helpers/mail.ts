@@ -1,0 +1,203 @@
+/**
+ * The mail service in-process for tests: a temporary home, a service
+ * started on it, requests driven through `handle()` (no port, no daemon),
+ * an optional fake clock, and readers for the mail files on disk.
+ */
+import { join } from "node:path";
+import { homeLayout } from "../../lib/home/mod.ts";
+import { nullLogger } from "../../lib/log/mod.ts";
+import {
+  mailboxLayout,
+  type MailDocument,
+  type MailLocation,
+  MailService,
+  type MailServiceOptions,
+  type MailSettings,
+  parseMail,
+} from "../../lib/mail/mod.ts";
+
+/** A clock tests move by hand. Starts at the real time so timestamps look real. */
+export class FakeClock {
+  #now = Date.now();
+
+  /** The current fake time in ms. */
+  now = (): number => this.#now;
+
+  /** Moves the clock forward. */
+  advance(ms: number): void {
+    this.#now += ms;
+  }
+}
+
+/** A JSON response as tests see it. */
+export interface Reply {
+  /** HTTP status. */
+  status: number;
+  /** Parsed JSON body. */
+  body: Record<string, unknown>;
+}
+
+/** Options of {@link withMail}. */
+export interface MailHarnessOptions {
+  /** Use this home instead of a new temporary one. */
+  home?: string;
+  /** Settings overrides (short windows, fast backoff). */
+  settings?: Partial<MailSettings>;
+  /** Use a {@link FakeClock}. */
+  fakeClock?: boolean;
+  /** Written to `<home>/config.json` before start. */
+  config?: Record<string, unknown>;
+  /** Passed through to the service. */
+  service?: Omit<MailServiceOptions, "settings" | "now">;
+  /** `start` options (as the daemon passes them). */
+  startOptions?: Record<string, string | number | boolean | undefined>;
+}
+
+/** A started mail service on a temporary home. */
+export class MailHarness {
+  /** The temporary home. */
+  readonly home: string;
+  /** The fake clock, when asked for. */
+  readonly clock: FakeClock | null;
+  /** The running service. */
+  service: MailService;
+  readonly #options: MailHarnessOptions;
+
+  private constructor(home: string, options: MailHarnessOptions, service: MailService) {
+    this.home = home;
+    this.clock = options.fakeClock ? new FakeClock() : null;
+    this.#options = options;
+    this.service = service;
+  }
+
+  /** Creates a home and starts a service on it. */
+  static async create(options: MailHarnessOptions = {}): Promise<MailHarness> {
+    const home = options.home ?? await Deno.makeTempDir({ prefix: "courier-mail-test-" });
+    if (options.config) {
+      await Deno.writeTextFile(join(home, "config.json"), JSON.stringify(options.config));
+    }
+    const harness = new MailHarness(home, options, new MailService());
+    harness.service = await harness.#start();
+    return harness;
+  }
+
+  async #start(): Promise<MailService> {
+    const service = new MailService({
+      ...this.#options.service,
+      settings: this.#options.settings,
+      now: this.clock?.now,
+    });
+    await service.start({
+      layout: homeLayout(this.home),
+      log: nullLogger(),
+      options: this.#options.startOptions ?? {},
+    });
+    return service;
+  }
+
+  /** Stops the service and starts a fresh one on the same home (a clean restart). */
+  async restart(): Promise<void> {
+    await this.service.stop();
+    this.service = await this.#start();
+  }
+
+  /** Sends a request through the service's `handle` (as the daemon would). */
+  async request(method: string, path: string, body?: unknown): Promise<Reply> {
+    const url = new URL(path, "http://127.0.0.1");
+    const init: RequestInit = { method };
+    if (body !== undefined) {
+      init.body = typeof body === "string" ? body : JSON.stringify(body);
+      init.headers = { "content-type": "application/json" };
+    }
+    const response = await this.service.handle(new Request(url, init), url);
+    if (!response) return { status: 0, body: {} };
+    return { status: response.status, body: await response.json() };
+  }
+
+  /** POSTs `body` to `path`. */
+  post(path: string, body: unknown): Promise<Reply> {
+    return this.request("POST", path, body);
+  }
+
+  /** GETs `path`. */
+  get(path: string): Promise<Reply> {
+    return this.request("GET", path);
+  }
+
+  /** The mails in `location` (every provider), oldest file first. */
+  mails(location: MailLocation = "inbound"): Promise<MailDocument[]> {
+    return readMails(this.home, location);
+  }
+
+  /** Stops the service and removes the home. */
+  async cleanup(): Promise<void> {
+    await this.service.stop().catch(() => {});
+    await Deno.remove(this.home, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Runs `fn` with a started {@link MailHarness}, always cleaning up. */
+export async function withMail(
+  options: MailHarnessOptions,
+  fn: (h: MailHarness) => Promise<void>,
+): Promise<void> {
+  const harness = await MailHarness.create(options);
+  try {
+    await fn(harness);
+  } finally {
+    await harness.cleanup();
+  }
+}
+
+/** Every mail file in `location` of the home's mailbox, oldest file name first. */
+export async function readMails(home: string, location: MailLocation): Promise<MailDocument[]> {
+  const layout = mailboxLayout(home);
+  const root = {
+    inbound: layout.inboundDir,
+    outbound: layout.outboundDir,
+    archive: layout.archiveDir,
+    deadletter: layout.deadletterDir,
+  }[location];
+  const paths: string[] = [];
+  try {
+    for await (const provider of Deno.readDir(root)) {
+      if (!provider.isDirectory) continue;
+      for await (const file of Deno.readDir(join(root, provider.name))) {
+        if (file.isFile && file.name.endsWith(".md") && !file.name.startsWith(".")) {
+          paths.push(join(root, provider.name, file.name));
+        }
+      }
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  paths.sort((a, b) => a.split("/").at(-1)!.localeCompare(b.split("/").at(-1)!));
+  return await Promise.all(paths.map(async (p) => parseMail(await Deno.readTextFile(p))));
+}
+
+/** An inbound webhook body with sensible defaults. */
+export function inbound(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    session_id: "chat-1",
+    sender: { id: "u-alice", name: "Alice" },
+    text: "hello",
+    ...overrides,
+  };
+}
+
+/** Resolves after `ms` milliseconds (to let a real debounce window pass). */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `check` every 10 ms until it returns true (or throws after `timeoutMs`). */
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  options: { timeoutMs?: number; what?: string } = {},
+): Promise<void> {
+  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${options.what ?? "it"}`);
+    await sleep(10);
+  }
+}

@@ -1,0 +1,193 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  burstMail,
+  type JournalRecord,
+  mailboxLayout,
+  PendingJournal,
+  readJournal,
+  renderMail,
+} from "../lib/mail/mod.ts";
+import { inbound, MailHarness, withMail } from "./helpers/mail.ts";
+
+function record(n: number, session = "chat-1", messageId?: string): JournalRecord {
+  const at = new Date(Date.UTC(2026, 0, 1, 12, 0, n)).toISOString();
+  return {
+    key: `key-${n}`,
+    provider: "lark",
+    session: { id: session, type: "direct" },
+    message: {
+      ...(messageId ? { message_id: messageId } : {}),
+      sender: { id: "u-1", name: "Ann" },
+      time: at,
+      received_at: at,
+      text: `message ${n}`,
+      pending_key: `key-${n}`,
+    },
+  };
+}
+
+async function tempDir(): Promise<string> {
+  return await Deno.makeTempDir({ prefix: "courier-journal-test-" });
+}
+
+Deno.test("journal: concurrent appends share group commits and all land on disk", async () => {
+  const dir = await tempDir();
+  try {
+    const path = join(dir, "pending.jsonl");
+    const journal = await PendingJournal.open(path);
+    await Promise.all(Array.from({ length: 500 }, (_, i) => journal.append(record(i))));
+    assert.ok(journal.commits < 10, `500 appends took ${journal.commits} fsyncs`);
+    assert.equal(journal.liveCount, 500);
+    const back = await readJournal(path);
+    assert.deepEqual(back.map((r) => r.key), Array.from({ length: 500 }, (_, i) => `key-${i}`));
+    await journal.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("journal: released records are compacted away, and the file is emptied when none is live", async () => {
+  const dir = await tempDir();
+  try {
+    const path = join(dir, "pending.jsonl");
+    const journal = await PendingJournal.open(path, { compactBytes: 4096 });
+    await Promise.all(Array.from({ length: 100 }, (_, i) => journal.append(record(i))));
+    journal.release(Array.from({ length: 90 }, (_, i) => `key-${i}`));
+    await journal.settled();
+    assert.deepEqual(
+      (await readJournal(path)).map((r) => r.key),
+      Array.from({ length: 10 }, (_, i) => `key-${90 + i}`),
+    );
+    await journal.append(record(100)); // still appends to the compacted file
+    assert.equal((await readJournal(path)).length, 11);
+    journal.release(Array.from({ length: 11 }, (_, i) => `key-${90 + i}`));
+    await journal.settled();
+    assert.equal(await Deno.readTextFile(path), "");
+    await journal.close();
+    await assert.rejects(() => journal.append(record(1)), /closed/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("journal: a torn last line is skipped on read", async () => {
+  const dir = await tempDir();
+  try {
+    const path = join(dir, "pending.jsonl");
+    const whole = JSON.stringify(record(1)) + "\n" + JSON.stringify(record(2)) + "\n";
+    await Deno.writeTextFile(path, whole + JSON.stringify(record(3)).slice(0, 40));
+    assert.deepEqual((await readJournal(path)).map((r) => r.key), ["key-1", "key-2"]);
+    assert.deepEqual(await readJournal(join(dir, "missing.jsonl")), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("recovery: acknowledged messages still in the journal become mail on the next start", async () => {
+  // Snapshot the home while messages sit acknowledged in open debounce buckets:
+  // that copy is exactly what a SIGKILL at this moment would leave on disk.
+  await withMail({ settings: { debounceWindowMs: 60_000 } }, async (h) => {
+    for (let i = 0; i < 5; i++) {
+      const reply = await h.post(
+        "/api/v1/inbound/lark",
+        inbound({ text: `t${i}`, message_id: `m${i}`, session_id: `s${i % 2}` }),
+      );
+      assert.equal(reply.status, 202);
+    }
+    const crashed = await Deno.makeTempDir({ prefix: "courier-crash-copy-" });
+    try {
+      await copyDir(h.home, crashed);
+      const copy = await startOn(crashed);
+      try {
+        const mails = await copy.mails();
+        assert.equal(mails.length, 2, "one mail per conversation");
+        const texts = mails.flatMap((m) => m.frontMatter.messages.map((x) => x.text)).sort();
+        assert.deepEqual(texts, ["t0", "t1", "t2", "t3", "t4"]);
+        assert.equal(copy.service.metrics().mails_written, 2);
+        const repeat = await copy.post("/api/v1/inbound/lark", inbound({ message_id: "m3" }));
+        assert.equal(repeat.body.duplicate, true, "dedup survives the crash too");
+        const journal = mailboxLayout(crashed).journalFile;
+        assert.equal(await Deno.readTextFile(journal), "", "replayed records are trimmed");
+      } finally {
+        await copy.service.stop();
+      }
+    } finally {
+      await Deno.remove(crashed, { recursive: true });
+    }
+  });
+});
+
+Deno.test("recovery: a crash between writing the mail and trimming the journal folds nothing twice", async () => {
+  const home = await tempDir();
+  try {
+    const layout = mailboxLayout(home);
+    const records = [record(1), record(2), record(3), record(4, "other")];
+    // key-1 and key-2 made it into a mail; the journal still holds all four.
+    const written = burstMail(records.slice(0, 2));
+    await Deno.mkdir(join(layout.inboundDir, "lark"), { recursive: true });
+    await Deno.writeTextFile(
+      join(layout.inboundDir, "lark", `20260101T120001_${written.frontMatter.id}.md`),
+      renderMail(written),
+    );
+    await Deno.mkdir(layout.stateDir, { recursive: true });
+    await Deno.writeTextFile(
+      layout.journalFile,
+      records.map((r) => JSON.stringify(r) + "\n").join(""),
+    );
+    for (let run = 0; run < 2; run++) {
+      const h = await startOn(home);
+      try {
+        const keys = (await h.mails()).flatMap((m) =>
+          m.frontMatter.messages.map((x) => x.pending_key)
+        )
+          .sort();
+        assert.deepEqual(keys, ["key-1", "key-2", "key-3", "key-4"], `run ${run}`);
+        assert.equal((await h.mails()).length, 3);
+      } finally {
+        await h.service.stop();
+      }
+    }
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});
+
+Deno.test("recovery: a mail left in two folders by an interrupted move is kept once, in the later", async () => {
+  await withMail({}, async (h) => {
+    await h.post("/api/v1/inbound/lark", inbound());
+    await h.service.flushPending();
+    const [{ id, path }] = (await h.get("/api/v1/messages")).body.messages as {
+      id: string;
+      path: string;
+    }[];
+    await h.post(`/api/v1/messages/${id}/claim`, { agent_id: "a" });
+    const inboundCopy = await Deno.readTextFile(path);
+    await h.post(`/api/v1/messages/${id}/complete`, { agent_id: "a" });
+    await Deno.writeTextFile(path, inboundCopy); // as if the old file's removal never happened
+    await Deno.writeTextFile(join(path, "..", `.${id}.md.1.1.tmp`), "half a mail");
+    await h.restart();
+    assert.equal((await h.mails("inbound")).length, 0);
+    assert.equal((await h.mails("archive")).length, 1);
+    assert.equal((await h.get(`/api/v1/messages/${id}`)).body.status, "done");
+    const leftovers = [];
+    for await (const e of Deno.readDir(join(path, ".."))) leftovers.push(e.name);
+    assert.deepEqual(leftovers, [], "stale copy and temp file are gone");
+  });
+});
+
+async function startOn(home: string): Promise<MailHarness> {
+  return await MailHarness.create({ home });
+}
+
+async function copyDir(from: string, to: string): Promise<void> {
+  for await (const entry of Deno.readDir(from)) {
+    const source = join(from, entry.name), target = join(to, entry.name);
+    if (entry.isDirectory) {
+      await Deno.mkdir(target, { recursive: true });
+      await copyDir(source, target);
+    } else if (entry.isFile) {
+      await Deno.copyFile(source, target);
+    }
+  }
+}

@@ -1,0 +1,149 @@
+import assert from "node:assert/strict";
+import { eventually, type MailHarness, withMail } from "./helpers/mail.ts";
+
+interface Receiver {
+  url: string;
+  posts: { headers: Headers; body: Record<string, unknown> }[];
+  close(): Promise<void>;
+}
+
+/**
+ * A local webhook receiver answering with `statuses` in turn (the last one
+ * repeats); a status of 0 never answers (until the receiver closes).
+ */
+function receiver(statuses: number[]): Receiver {
+  const posts: Receiver["posts"] = [];
+  const { promise: closing, resolve: release } = Promise.withResolvers<void>();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      posts.push({ headers: request.headers, body: await request.json() });
+      const status = statuses[Math.min(posts.length - 1, statuses.length - 1)];
+      if (status === 0) {
+        await closing;
+        return new Response("gone", { status: 503 });
+      }
+      return new Response(status >= 400 ? "receiver says no" : "ok", { status });
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/hook`,
+    posts,
+    close: () => {
+      release();
+      return server.shutdown();
+    },
+  };
+}
+
+const FAST = { backoffBaseMs: 20, backoffCapMs: 100 };
+
+async function withReceiver(
+  statuses: number[],
+  fn: (h: MailHarness, r: Receiver) => Promise<void>,
+): Promise<void> {
+  const r = receiver(statuses);
+  try {
+    await withMail(
+      { settings: FAST, config: { outbound: { lark: { url: r.url } } } },
+      (h) => fn(h, r),
+    );
+  } finally {
+    await r.close();
+  }
+}
+
+Deno.test("outbound: delivered to the configured URL and archived", async () => {
+  await withReceiver([200], async (h, r) => {
+    const queued = await h.post("/api/v1/outbound/lark", {
+      to: "chat-1",
+      text: "the report is ready",
+      reply_to: "lark_abc",
+    });
+    assert.equal(queued.status, 202);
+    assert.equal(queued.body.queued, true);
+    const id = queued.body.id as string;
+    assert.match(id, /^lark_/);
+    await eventually(() => h.service.metrics().sent === 1, { what: "delivery" });
+    assert.equal(r.posts.length, 1);
+    const [post] = r.posts;
+    assert.equal(post.headers.get("idempotency-key"), id);
+    assert.equal(post.body.id, id);
+    assert.equal(post.body.direction, "outbound");
+    assert.equal(post.body.reply_to, "lark_abc");
+    assert.deepEqual(post.body.participants, { to: { id: "chat-1" } });
+    assert.equal((post.body.content as { text: string }).text, "the report is ready");
+    assert.equal((await h.mails("outbound")).length, 0);
+    const [archived] = await h.mails("archive");
+    assert.equal(archived.frontMatter.id, id);
+    assert.equal(typeof archived.frontMatter.delivery.delivered_at, "string");
+    assert.equal((await h.get(`/api/v1/messages/${id}`)).body.status, "done");
+  });
+});
+
+Deno.test("outbound: retried when the receiver answers 500, then delivered", async () => {
+  await withReceiver([500, 500, 200], async (h, r) => {
+    const { body } = await h.post("/api/v1/outbound/lark", { to: "u-1", text: "retry me" });
+    await eventually(() => h.service.metrics().sent === 1, { what: "delivery after retries" });
+    assert.equal(r.posts.length, 3);
+    assert.ok(r.posts.every((p) => p.body.id === body.id));
+    const [archived] = await h.mails("archive");
+    assert.equal(archived.frontMatter.delivery.attempts, 2);
+    assert.deepEqual(
+      archived.frontMatter.delivery.failures.map((f) => f.reason),
+      ["HTTP 500: receiver says no", "HTTP 500: receiver says no"],
+    );
+    assert.equal(h.service.metrics().failed, 2);
+  });
+});
+
+Deno.test("outbound: dead-lettered after 3 failures", async () => {
+  await withReceiver([503], async (h, r) => {
+    const { body } = await h.post("/api/v1/outbound/lark", { to: "u-1", text: "doomed" });
+    await eventually(() => h.service.metrics().deadletter === 1, { what: "dead letter" });
+    assert.equal(r.posts.length, 3);
+    const [letter] = await h.mails("deadletter");
+    assert.equal(letter.frontMatter.id, body.id);
+    assert.match(letter.frontMatter.delivery.dead_reason!, /^HTTP 503/);
+    assert.equal((await h.get(`/api/v1/messages/${body.id}`)).body.status, "dead");
+    assert.equal(h.service.metrics().sent, 0);
+  });
+});
+
+Deno.test("outbound: a delivery cut off by a stop is made again after the restart", async () => {
+  await withReceiver([0, 200], async (h, r) => {
+    const { body } = await h.post("/api/v1/outbound/lark", { to: "u-1", text: "survives" });
+    await eventually(() => r.posts.length === 1, { what: "first attempt" });
+    await h.restart(); // aborts the hanging request: not the receiver's failure
+    await eventually(() => h.service.metrics().sent === 1, { what: "delivery after restart" });
+    assert.equal(r.posts.length, 2);
+    assert.ok(r.posts.every((p) => p.headers.get("idempotency-key") === body.id));
+    const [archived] = await h.mails("archive");
+    assert.equal(archived.frontMatter.delivery.attempts, 0);
+    assert.equal((await h.mails("outbound")).length, 0);
+  });
+});
+
+Deno.test("outbound: refused with 400 when no URL is configured or a field is missing", async () => {
+  await withMail({}, async (h) => {
+    const unknown = await h.post("/api/v1/outbound/slack", { to: "x", text: "y" });
+    assert.equal(unknown.status, 400);
+    assert.equal(unknown.body.field, "provider");
+    assert.match(unknown.body.error as string, /no outbound URL configured for provider "slack"/);
+    const noText = await h.post("/api/v1/outbound/slack", { to: "x" });
+    assert.equal(noText.status, 400);
+    assert.equal(noText.body.field, "text");
+    const escape = await h.post("/api/v1/outbound/..%2F..%2Fetc", { to: "x", text: "y" });
+    assert.equal(escape.status, 400);
+    assert.equal(escape.body.field, "provider");
+  });
+});
+
+Deno.test("outbound mail cannot be claimed", async () => {
+  await withReceiver([500], async (h) => {
+    const { body } = await h.post("/api/v1/outbound/lark", { to: "u-1", text: "mine" });
+    const claimed = await h.post(`/api/v1/messages/${body.id}/claim`, { agent_id: "a" });
+    assert.equal(claimed.status, 409);
+    assert.match(claimed.body.error as string, /outbound/);
+  });
+});
