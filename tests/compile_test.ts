@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { COMMANDS } from "../lib/cli/commands/mod.ts";
 import { PERMISSION_FLAGS, readCommandLine } from "../lib/proc/mod.ts";
 import { findDaemons } from "../lib/service/mod.ts";
+import { completionScript } from "../lib/completions/mod.ts";
 import { VERSION } from "../lib/version/mod.ts";
 import {
   CHECKSUMS,
@@ -25,7 +26,7 @@ import {
   TARGETS,
   writeChecksums,
 } from "../scripts/compile.ts";
-import { TestHome } from "./helpers/courier.ts";
+import { withHome } from "./helpers/courier.ts";
 import { freePort } from "./helpers/ports.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -129,98 +130,91 @@ const DENORT = await probeDenort();
 const SKIP_REASON = DENORT.available ? null : DENORT.reason;
 if (SKIP_REASON) console.warn(`compile_test: skipping the compiled-binary tests: ${SKIP_REASON}`);
 
-/** A test of the compiled binary: runs only when a denort is available. */
-function binaryTest(name: string, fn: (binary: string) => Promise<void>): void {
-  Deno.test({
-    name: SKIP_REASON ? `${name} (skipped: ${SKIP_REASON})` : name,
-    ignore: SKIP_REASON !== null,
-    async fn() {
-      await fn(await compiled());
-    },
-  });
+/** Compiles courier into `dir` with the real build script; returns the binary. */
+async function compile(dir: string): Promise<string> {
+  const dist = join(dir, "dist");
+  const result = await run(
+    Deno.execPath(),
+    ["run", ...SCRIPT_PERMISSIONS, COMPILE_SCRIPT, "--out-dir", dist],
+    { env: Deno.env.toObject(), clearEnv: true },
+  );
+  assert.equal(result.code, 0, `compile failed:\n${result.stderr}`);
+  return join(dist, "courier");
 }
 
-let build: Promise<string> | undefined;
-let buildDir: string | undefined;
-
-/** Compiles courier once for all binary tests, with the real build script. */
-function compiled(): Promise<string> {
-  build ??= (async () => {
-    buildDir = await Deno.makeTempDir({ prefix: "courier-compiled-" });
-    const dist = join(buildDir, "dist");
-    const result = await run(Deno.execPath(), [
-      "run",
-      ...SCRIPT_PERMISSIONS,
-      COMPILE_SCRIPT,
-      "--out-dir",
-      dist,
-    ], { env: Deno.env.toObject(), clearEnv: true });
-    assert.equal(result.code, 0, `compile failed:\n${result.stderr}`);
-    return join(dist, "courier");
-  })();
-  return build;
-}
-
-// The build directory is removed by the last binary test (see the round trip below).
-async function removeBuild(): Promise<void> {
-  if (buildDir) await Deno.remove(buildDir, { recursive: true }).catch(() => {});
-}
-
-binaryTest("the compiled binary prints deno.json's version and its help", async (binary) => {
-  const version = await run(binary, ["--version"]);
-  assert.equal(version.code, 0, version.stderr);
-  assert.equal(version.stdout, `courier ${VERSION}\n`);
-  const help = await run(binary, ["--help"]);
-  assert.equal(help.code, 0, help.stderr);
-  assert.match(help.stdout, /^courier .*\n\nUsage:/);
-  for (const command of COMMANDS.filter((c) => !c.hidden)) {
-    assert.match(help.stdout, new RegExp(`\\n  ${command.name} `), command.name);
-  }
-  const bad = await run(binary, ["no-such-command"]);
-  assert.equal(bad.code, 64);
-  assert.ok(!bad.stderr.includes("    at "), `no stack trace: ${bad.stderr}`);
-  const sums = await Deno.readTextFile(join(binary, "..", CHECKSUMS));
-  const hash = createHash("sha256").update(await Deno.readFile(binary)).digest("hex");
-  assert.equal(sums, `${hash}  courier\n`);
-});
-
-binaryTest(
-  "the compiled binary starts itself as the daemon, finds it, stops it",
-  async (binary) => {
-    const home = await TestHome.create();
+Deno.test({
+  name: SKIP_REASON
+    ? `the compiled binary behaves as deno run main.ts (skipped: ${SKIP_REASON})`
+    : "the compiled binary behaves as deno run main.ts",
+  ignore: SKIP_REASON !== null,
+  async fn(t) {
+    const dir = await Deno.makeTempDir({ prefix: "courier-compiled-" });
     try {
-      const port = freePort();
-      const started = await run(binary, ["start", "--home", home.home, "--port", String(port)]);
-      assert.equal(started.code, 0, started.stderr);
-      const status = await run(binary, ["status", "--home", home.home, "--json"]);
-      assert.equal(status.code, 0, status.stderr);
-      const body = JSON.parse(status.stdout);
-      assert.equal(body.state, "running");
-      assert.equal(body.port, port);
-      assert.match(started.stdout, new RegExp(`\\b${body.pid}\\b`), "start prints the PID");
-      // The daemon is this very binary, not deno: its command line starts with it.
-      const commandLine = await readCommandLine(body.pid);
-      const real = await Deno.realPath(binary); // macOS temp dirs are symlinks
-      assert.ok(
-        [binary, real].some((path) => commandLine?.startsWith(`${path} daemon `)),
-        `daemon runs: ${commandLine}`,
-      );
-      if (Deno.build.os === "linux") {
-        assert.equal(await Deno.readLink(`/proc/${body.pid}/exe`), real);
-      }
-      // What `stop --all` uses finds it (scoped to this test's directory).
-      const found = await findDaemons({ within: home.root });
-      assert.deepEqual(found.map((d) => d.pid), [body.pid]);
-      const stopped = await run(binary, ["stop", "--home", home.home]);
-      assert.equal(stopped.code, 0, stopped.stderr);
-      const after = await run(binary, ["status", "--home", home.home, "--json"]);
-      assert.equal(JSON.parse(after.stdout).state, "stopped");
+      const binary = await compile(dir);
+
+      await t.step("SHA256SUMS lists it", async () => {
+        const sums = await Deno.readTextFile(join(binary, "..", CHECKSUMS));
+        const hash = createHash("sha256").update(await Deno.readFile(binary)).digest("hex");
+        assert.equal(sums, `${hash}  courier\n`);
+      });
+
+      await t.step("--version prints deno.json's version; --help every command", async () => {
+        const version = await run(binary, ["--version"]);
+        assert.equal(version.code, 0, version.stderr);
+        assert.equal(version.stdout, `courier ${VERSION}\n`);
+        const help = await run(binary, ["--help"]);
+        assert.equal(help.code, 0, help.stderr);
+        assert.match(help.stdout, /^courier .*\n\nUsage:/);
+        for (const command of COMMANDS.filter((c) => !c.hidden)) {
+          assert.match(help.stdout, new RegExp(`\\n  ${command.name} `), command.name);
+        }
+        const bad = await run(binary, ["no-such-command"]);
+        assert.equal(bad.code, 64);
+        assert.ok(!bad.stderr.includes("    at "), `no stack trace: ${bad.stderr}`);
+      });
+
+      await t.step("completions (a lazily imported module) work", async () => {
+        const bash = await run(binary, ["completions", "bash"]);
+        assert.equal(bash.code, 0, bash.stderr);
+        assert.equal(bash.stdout, completionScript("bash", COMMANDS));
+      });
+
+      await t.step("start spawns the binary itself as the daemon; found; stopped", async () => {
+        // withHome kills a daemon left in its home (only ours) and fails the test on a leak.
+        await withHome(async (home) => {
+          const port = freePort();
+          const started = await run(binary, ["start", "--home", home.home, "--port", `${port}`]);
+          assert.equal(started.code, 0, started.stderr);
+          const status = await run(binary, ["status", "--home", home.home, "--json"]);
+          assert.equal(status.code, 0, status.stderr);
+          const body = JSON.parse(status.stdout);
+          assert.equal(body.state, "running");
+          assert.equal(body.port, port);
+          assert.match(started.stdout, new RegExp(`\\b${body.pid}\\b`), "start prints the PID");
+          // The daemon is this very binary, not deno: its command line starts with it.
+          const commandLine = await readCommandLine(body.pid);
+          const real = await Deno.realPath(binary); // macOS temp dirs are symlinks
+          assert.ok(
+            [binary, real].some((path) => commandLine?.startsWith(`${path} daemon `)),
+            `daemon runs: ${commandLine}`,
+          );
+          if (Deno.build.os === "linux") {
+            assert.equal(await Deno.readLink(`/proc/${body.pid}/exe`), real);
+          }
+          // What `stop --all` uses finds it (scoped to this test's directory).
+          const found = await findDaemons({ within: home.root });
+          assert.deepEqual(found.map((d) => d.pid), [body.pid]);
+          const stopped = await run(binary, ["stop", "--home", home.home]);
+          assert.equal(stopped.code, 0, stopped.stderr);
+          const after = await run(binary, ["status", "--home", home.home, "--json"]);
+          assert.equal(JSON.parse(after.stdout).state, "stopped");
+        });
+      });
     } finally {
-      await home.cleanup(); // kills a daemon left in this home (only ours) and fails on a leak
-      await removeBuild();
+      await Deno.remove(dir, { recursive: true });
     }
   },
-);
+});
 
 Deno.test({
   name: DENORT.available
