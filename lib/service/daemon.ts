@@ -121,7 +121,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     return error.exitCode;
   }
 
-  const extensions = options.extensions ?? defaultExtensions();
+  const extensions = options.extensions ?? await defaultExtensions();
   let state: DaemonState | null = null;
   let server: Deno.HttpServer<Deno.NetAddr> | null = null;
   let releasePort: (() => Promise<void>) | null = null;
