@@ -1,5 +1,6 @@
 import type { Command } from "../command.ts";
 import { completionsCommand } from "./completions.ts";
+import { doctorCommand } from "./doctor.ts";
 import { logsCommand } from "./logs.ts";
 import { mailCommand } from "./mail.ts";
 import { daemonCommand, restartCommand, startCommand } from "./start.ts";
@@ -14,6 +15,7 @@ export const COMMANDS: Command[] = [
   statusCommand,
   killCommand,
   logsCommand,
+  doctorCommand,
   mailCommand,
   daemonCommand,
   completionsCommand,

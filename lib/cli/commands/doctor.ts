@@ -1,0 +1,55 @@
+import { diagnose, type FindingLevel } from "../../doctor/mod.ts";
+import { ExitCode } from "../../errors/mod.ts";
+import { resolveHome } from "../../home/mod.ts";
+import { parsePort, stringOption } from "../args.ts";
+import type { Command } from "../command.ts";
+import type { Style } from "../output.ts";
+
+const MARK: Record<FindingLevel, [string, Style]> = {
+  ok: ["ok", "green"],
+  info: ["info", "blue"],
+  problem: ["PROBLEM", "red"],
+};
+
+/** `courier doctor`. */
+export const doctorCommand: Command = {
+  name: "doctor",
+  summary: "check the home, stale files, orphans, the port and helper tools",
+  usage: ["doctor [--port N] [--json]"],
+  options: {
+    port: {
+      type: "string",
+      valueName: "N",
+      description: "port to check (default $COURIER_PORT or 8644)",
+    },
+  },
+  async run(ctx) {
+    const hint = "courier doctor --help";
+    const text = stringOption(ctx.values, "port");
+    const env = Deno.env.get("COURIER_PORT");
+    const port = text !== undefined
+      ? parsePort(text, { option: "--port", hint })
+      : env !== undefined && env !== "auto"
+      ? parsePort(env, { option: "COURIER_PORT", hint })
+      : undefined;
+    const diagnosis = await diagnose(resolveHome(ctx.homeOption), { port });
+    if (ctx.out.json) {
+      ctx.out.data(diagnosis);
+    } else {
+      const width = Math.max(...diagnosis.findings.map((f) => MARK[f.level][0].length));
+      for (const finding of diagnosis.findings) {
+        const [label, style] = MARK[finding.level];
+        ctx.out.text(
+          `${ctx.out.paint(style, label.padEnd(width))}  ${
+            finding.check.padEnd(8)
+          }  ${finding.message}`,
+        );
+        if (finding.fix) ctx.out.text(`${" ".repeat(width + 12)}fix: ${finding.fix}`);
+      }
+      ctx.out.text(
+        diagnosis.ok ? "All is well." : "Problems found: run the fix commands above.",
+      );
+    }
+    return diagnosis.ok ? ExitCode.Ok : ExitCode.Failure;
+  },
+};

@@ -1,0 +1,281 @@
+import { join } from "node:path";
+import { homeLayout } from "../home/mod.ts";
+import { findPortHolder, isPortFree } from "../net/mod.ts";
+import { hasTool } from "../proc/mod.ts";
+import { DEFAULT_HOST, DEFAULT_PORT, findDaemons, getStatus } from "../service/mod.ts";
+
+/** How a finding weighs: `ok`, or a `problem` that makes `doctor` exit 1. `info` never fails. */
+export type FindingLevel = "ok" | "info" | "problem";
+
+/** One thing `courier doctor` looked at. */
+export interface Finding {
+  /** Which check: `home`, `state`, `registry`, `daemons`, `port`, `tools`. */
+  check: string;
+  /** How it weighs. */
+  level: FindingLevel;
+  /** What was found, one line. */
+  message: string;
+  /** The command that fixes it, for problems. */
+  fix?: string;
+}
+
+/** What {@link diagnose} found. */
+export interface Diagnosis {
+  /** `true` when no finding is a problem. */
+  ok: boolean;
+  /** The home examined. */
+  home: string;
+  /** Every finding, in check order. */
+  findings: Finding[];
+}
+
+/** Options of {@link diagnose}. */
+export interface DiagnoseOptions {
+  /** The port courier is configured to use (default `COURIER_PORT` or 8644). */
+  port?: number;
+  /** Host for the port check (default 127.0.0.1). */
+  host?: string;
+}
+
+async function checkHome(root: string): Promise<Finding[]> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(root);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      return [{
+        check: "home",
+        level: "ok",
+        message: `${root} does not exist yet; start creates it`,
+      }];
+    }
+    return [{
+      check: "home",
+      level: "problem",
+      message: `${root} cannot be read: ${(error as Error).message}`,
+      fix: `chmod u+rwx ${root}`,
+    }];
+  }
+  if (!info.isDirectory) {
+    return [{
+      check: "home",
+      level: "problem",
+      message: `${root} is not a directory`,
+      fix: `courier --home DIR … (or move ${root} away)`,
+    }];
+  }
+  const findings: Finding[] = [];
+  for (const dir of [root, join(root, "run"), join(root, "log")]) {
+    const probe = join(dir, `.doctor-${Deno.pid}`);
+    try {
+      await Deno.writeTextFile(probe, "", { createNew: true });
+      await Deno.remove(probe);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) continue; // created on start
+      findings.push({
+        check: "home",
+        level: "problem",
+        message: `${dir} is not writable: ${(error as Error).message}`,
+        fix: `chmod u+rwx ${dir}`,
+      });
+    }
+  }
+  if (((info.mode ?? 0) & 0o022) !== 0) {
+    findings.push({
+      check: "home",
+      level: "problem",
+      message: `${root} is writable by other users (mode ${(info.mode! & 0o777).toString(8)})`,
+      fix: `chmod 700 ${root}`,
+    });
+  }
+  if (findings.length === 0) {
+    findings.push({ check: "home", level: "ok", message: `${root} is a writable directory` });
+  }
+  return findings;
+}
+
+async function checkState(
+  root: string,
+): Promise<{ findings: Finding[]; runningPort: number | null }> {
+  const status = await getStatus(homeLayout(root));
+  const findings: Finding[] = [];
+  switch (status.state) {
+    case "running":
+      findings.push({
+        check: "state",
+        level: "ok",
+        message: `Courier is running (PID ${status.pid}, ${status.api_url})`,
+      });
+      break;
+    case "stopped":
+      findings.push({
+        check: "state",
+        level: "ok",
+        message: "Courier is not running; no stale files",
+      });
+      break;
+    case "starting":
+      findings.push({
+        check: "state",
+        level: "info",
+        message: `Courier is starting (PID ${status.pid})`,
+      });
+      break;
+    case "unhealthy":
+      findings.push({
+        check: "state",
+        level: "problem",
+        message: `Courier (PID ${status.pid}) is running but unhealthy: ${status.reason}`,
+        fix: "courier restart",
+      });
+      break;
+    case "stale":
+      findings.push({
+        check: "state",
+        level: "problem",
+        message: `stale PID/state files: ${status.reason}`,
+        fix: "courier stop   # removes them (or courier start, which replaces them)",
+      });
+  }
+  return { findings, runningPort: status.state === "running" ? status.port : null };
+}
+
+async function checkRegistries(root: string): Promise<Finding[]> {
+  const files: [string, string][] = [
+    [join(root, "run", "courier.json"), "courier stop   # removes the unreadable state file"],
+    [
+      join(root, "run", "ports.json"),
+      "courier port gc   # moves it aside and starts a fresh registry",
+    ],
+    [
+      join(root, "mailbox", ".state", "locks.json"),
+      `mv ${join(root, "mailbox", ".state", "locks.json")}{,.bad}`,
+    ],
+    [join(root, "config.json"), `$EDITOR ${join(root, "config.json")}   # fix the JSON`],
+  ];
+  const findings: Finding[] = [];
+  for (const [path, fix] of files) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(path);
+    } catch {
+      continue;
+    }
+    try {
+      JSON.parse(text);
+    } catch (error) {
+      findings.push({
+        check: "registry",
+        level: "problem",
+        message: `${path} is not valid JSON (${(error as Error).message})`,
+        fix,
+      });
+    }
+  }
+  if (findings.length === 0) {
+    findings.push({ check: "registry", level: "ok", message: "state and registry files parse" });
+  }
+  return findings;
+}
+
+async function checkDaemons(root: string): Promise<Finding[]> {
+  const daemons = await findDaemons();
+  const findings: Finding[] = [];
+  for (const daemon of daemons) {
+    const status = daemon.homeDeleted
+      ? null
+      : await getStatus(homeLayout(daemon.home), { health: false });
+    const named = status?.daemon?.pid === daemon.pid;
+    if (!named) {
+      findings.push({
+        check: "daemons",
+        level: "problem",
+        message: `orphaned daemon PID ${daemon.pid} (home ${daemon.home}${
+          daemon.homeDeleted ? ", deleted" : ""
+        }) is named by no state file`,
+        fix: daemon.homeDeleted
+          ? `courier stop --all   # or: kill ${daemon.pid}`
+          : `courier stop --all --within ${daemon.home}`,
+      });
+    }
+  }
+  const others = daemons.filter((d) => d.home !== root).length;
+  if (findings.length === 0) {
+    findings.push({
+      check: "daemons",
+      level: "ok",
+      message:
+        `no orphaned daemons (${daemons.length} courier daemon(s) of this user, ${others} in other homes)`,
+    });
+  }
+  return findings;
+}
+
+async function checkPort(port: number, host: string, runningPort: number | null): Promise<Finding> {
+  if (runningPort === port) {
+    return { check: "port", level: "ok", message: `port ${port} is served by this Courier` };
+  }
+  if (await isPortFree(port, { host, strict: false })) {
+    return { check: "port", level: "ok", message: `port ${port} is free on ${host}` };
+  }
+  const holder = await findPortHolder(port);
+  const by = holder
+    ? ` by PID ${holder.pid}${holder.commandLine ? ` (${holder.commandLine})` : ""}`
+    : "";
+  return {
+    check: "port",
+    level: "problem",
+    message: `port ${port} is already in use${by}`,
+    fix: holder
+      ? `kill ${holder.pid}   # or: courier start --port auto`
+      : "courier start --port auto",
+  };
+}
+
+async function checkTools(): Promise<Finding[]> {
+  const procReadable = await Deno.stat("/proc/net/tcp").then(() => true, () => false);
+  const packages: Record<string, string> = { pgrep: "procps", ss: "iproute2", lsof: "lsof" };
+  const findings: Finding[] = [];
+  for (const tool of ["pgrep", "ss", "lsof"]) {
+    if (await hasTool(tool)) {
+      findings.push({ check: "tools", level: "ok", message: `${tool} is available` });
+    } else if (procReadable) {
+      findings.push({
+        check: "tools",
+        level: "info",
+        message: `${tool} is missing; not needed here (courier reads /proc directly)`,
+      });
+    } else {
+      findings.push({
+        check: "tools",
+        level: "problem",
+        message: `${tool} is missing and there is no /proc: ${
+          tool === "pgrep" ? "orphan discovery" : "naming port holders"
+        } is degraded`,
+        fix: `install ${tool} (package ${packages[tool]})`,
+      });
+    }
+  }
+  return findings;
+}
+
+/**
+ * Examines a courier home and this machine: the home's permissions, stale
+ * PID/state files, unparsable registries, orphaned daemons, whether the
+ * configured port is free (and who holds it), and the optional helper
+ * tools. Each problem comes with the command that fixes it. Changes nothing.
+ */
+export async function diagnose(home: string, options: DiagnoseOptions = {}): Promise<Diagnosis> {
+  const root = homeLayout(home).root;
+  const homeFindings = await checkHome(root);
+  const state = await checkState(root);
+  const findings = [
+    ...homeFindings,
+    ...state.findings,
+    ...await checkRegistries(root),
+    ...await checkDaemons(root),
+    await checkPort(options.port ?? DEFAULT_PORT, options.host ?? DEFAULT_HOST, state.runningPort),
+    ...await checkTools(),
+  ];
+  return { ok: findings.every((f) => f.level !== "problem"), home: root, findings };
+}

@@ -1,0 +1,7 @@
+/**
+ * `courier doctor`: checks a home and the machine, and says how to fix
+ * each problem found.
+ *
+ * @module
+ */
+export * from "./checks.ts";
