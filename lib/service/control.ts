@@ -152,24 +152,23 @@ function spawnAndAwaitReadiness(
     child.on("error", (error: Error) => {
       finish(() => reject(new StartFailedError(`cannot run ${command.command}: ${error.message}`)));
     });
-    child.on("exit", (code: number | null, signal: string | null) => {
-      // Let any last output arrive before judging.
-      setTimeout(() => {
-        for (const line of stdout.split("\n")) {
-          const message = parseReadinessLine(line);
-          if (message) return finish(() => resolve(message));
-        }
-        finish(() => {
-          logExcerpt(layout).then((lines) =>
-            reject(
-              new StartFailedError(
-                `Courier exited before it was ready (${signal ?? `exit code ${code}`})`,
-                [...stderrLines(stderr), ...lines],
-              ),
-            )
-          );
-        });
-      }, 20);
+    // "close" comes after the process exited *and* its pipes were drained,
+    // so a readiness line written just before exiting is never missed.
+    child.on("close", (code: number | null, signal: string | null) => {
+      for (const line of stdout.split("\n")) {
+        const message = parseReadinessLine(line);
+        if (message) return finish(() => resolve(message));
+      }
+      finish(() => {
+        logExcerpt(layout).then((lines) =>
+          reject(
+            new StartFailedError(
+              `Courier exited before it was ready (${signal ?? `exit code ${code}`})`,
+              [...stderrLines(stderr), ...lines],
+            ),
+          )
+        );
+      });
     });
   });
 }

@@ -1,6 +1,6 @@
-import { CourierError } from "../errors/mod.ts";
+import { CourierError, HomePermissionError } from "../errors/mod.ts";
 import { ensureHome, type HomeLayout, homeLayout } from "../home/mod.ts";
-import { openLogger } from "../log/mod.ts";
+import { type Logger, openLogger } from "../log/mod.ts";
 import { findPortHolder } from "../net/mod.ts";
 import { readProcessIdentity } from "../proc/mod.ts";
 import { VERSION } from "../version/mod.ts";
@@ -96,32 +96,42 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     for (const [signal, handler] of listeners) Deno.removeSignalListener(signal, handler);
   };
 
-  try {
-    await ensureHome(layout);
-  } catch (error) {
-    removeListeners();
-    reporter.failed(error);
-    return error instanceof CourierError ? error.exitCode : 1;
-  }
-  const log = openLogger(layout.logFile, { mirrorToStderr: options.foreground });
-  const lock = await tryAcquireInstanceLock(layout).catch((error) => {
-    log.error(`cannot open the instance lock ${layout.lockFile}: ${error}`);
-    throw error;
-  });
-  if (!lock) {
-    const running = await readDaemonState(layout);
-    const error = new AlreadyRunningError(
-      running?.pid ?? (await instanceLockHolder(layout)) ?? undefined,
-      running?.port,
-    );
-    log.warn(`start refused: ${error.message}`);
-    log.close();
+  // Refusing to start before the lock is ours: report, log if we can, undo the listeners.
+  const refuse = (error: CourierError, log?: Logger): number => {
+    log?.warn(`start refused: ${error.message}`);
+    log?.close();
     removeListeners();
     reporter.failed(error);
     return error.exitCode;
+  };
+  try {
+    await ensureHome(layout);
+  } catch (error) {
+    return refuse(
+      error instanceof CourierError ? error : new HomePermissionError(layout.root, error),
+    );
   }
+  const log = openLogger(layout.logFile, { mirrorToStderr: options.foreground });
+  let lock: Awaited<ReturnType<typeof tryAcquireInstanceLock>>;
+  try {
+    lock = await tryAcquireInstanceLock(layout);
+  } catch (cause) {
+    return refuse(new HomePermissionError(layout.lockFile, cause), log);
+  }
+  if (!lock) {
+    const running = await readDaemonState(layout);
+    const holder = running?.pid ?? (await instanceLockHolder(layout)) ?? undefined;
+    return refuse(new AlreadyRunningError(holder, running?.port), log);
+  }
+  // A background daemon's stderr is a closed pipe: make sure a crash is in the log.
+  const onCrash = (event: ErrorEvent | PromiseRejectionEvent) => {
+    const error = "reason" in event ? event.reason : event.error;
+    log.error(`crashed: ${errorText(error)}${error instanceof Error ? `\n${error.stack}` : ""}`);
+  };
+  globalThis.addEventListener("error", onCrash);
+  globalThis.addEventListener("unhandledrejection", onCrash);
 
-  const extensions = options.extensions ?? await defaultExtensions();
+  let extensions: DaemonExtension[] = [];
   let state: DaemonState | null = null;
   let server: Deno.HttpServer<Deno.NetAddr> | null = null;
   let releasePort: (() => Promise<void>) | null = null;
@@ -137,6 +147,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       );
     }
 
+    extensions = options.extensions ?? await defaultExtensions();
     for (const extension of extensions) {
       await extension.start({ layout, log, options: options.extensionOptions ?? {} });
       started.push(extension);
@@ -216,6 +227,8 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
   if (pidFileWritten) await removeRunFiles(layout, Deno.pid).catch(() => {});
   if (state) log.info("stopped");
   lock.release();
+  globalThis.removeEventListener("error", onCrash);
+  globalThis.removeEventListener("unhandledrejection", onCrash);
   log.close();
   removeListeners();
   return code;
