@@ -4,6 +4,7 @@ import { readProcessIdentity, waitForExit } from "../lib/proc/mod.ts";
 import {
   type DaemonExtension,
   type DaemonState,
+  getStatus,
   runDaemon,
   tryAcquireInstanceLock,
 } from "../lib/service/mod.ts";
@@ -262,5 +263,29 @@ Deno.test("a daemon that fails after spawning: exit 1 with the reason and the la
     assert.match(result.stderr, /courier: .*courier\.pid/);
     assert.match(result.stderr, /Last lines of .*courier\.log:/);
     assert.match(result.stderr, /ERROR .*start failed/);
+  });
+});
+
+Deno.test("a lock holder without state is starting, then unhealthy once past the start limit", async () => {
+  await withHome(async (h) => {
+    const { pid } = json<{ pid: number }>(
+      await h.run(["start", "--port", String(freePort()), "--json"]),
+    );
+    const layout = homeLayout(h.home);
+    await Deno.remove(layout.pidFile);
+    await Deno.remove(layout.stateFile);
+    const fresh = await getStatus(layout);
+    assert.equal(fresh.state, "starting");
+    assert.equal(fresh.pid, pid);
+    const late = await getStatus(layout, { startingLimitS: 0 });
+    assert.equal(late.state, "unhealthy");
+    assert.match(
+      late.reason!,
+      new RegExp(`PID ${pid} holds .*courier\\.lock but has written no state`),
+    );
+    // stop still finds it through the lock it holds.
+    const stopped = await h.run(["stop", "--json"]);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.equal(await readProcessIdentity(pid), null);
   });
 });

@@ -104,3 +104,24 @@ export async function readCommandLine(pid: number): Promise<string | null> {
   const line = out?.code === 0 ? out.stdout.trim() : "";
   return line || null;
 }
+
+/**
+ * How long a process has been running, in seconds, or `null` where it
+ * cannot be told (not Linux, or no such process). Uses `/proc/uptime` and
+ * the start time in `/proc/<pid>/stat`, which the kernel exports in
+ * USER_HZ (100 per second).
+ */
+export async function processAgeSeconds(pid: number): Promise<number | null> {
+  if (!isLinux) return null;
+  try {
+    const [stat, uptime] = await Promise.all([
+      Deno.readTextFile(`/proc/${pid}/stat`),
+      Deno.readTextFile("/proc/uptime"),
+    ]);
+    const parsed = parseProcStat(stat);
+    if (!parsed) return null;
+    return Number(uptime.split(" ")[0]) - Number(parsed.startTicks) / 100;
+  } catch {
+    return null;
+  }
+}

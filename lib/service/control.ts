@@ -211,7 +211,7 @@ async function terminate(
 
 async function liveTarget(layout: HomeLayout, status: ServiceStatus) {
   if (status.daemon) return status.daemon.identity;
-  if (status.state === "starting" && status.pid) {
+  if ((status.state === "starting" || status.state === "unhealthy") && status.pid) {
     // No state file yet: it holds this home's lock (checked again here), so it is our daemon.
     const held = await heldLockFiles(status.pid, "/run/courier.lock");
     if (held?.some((path) => path.startsWith(layout.lockFile))) {

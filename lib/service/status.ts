@@ -1,5 +1,5 @@
 import type { HomeLayout } from "../home/mod.ts";
-import { isProcessAlive, readProcessIdentity } from "../proc/mod.ts";
+import { isProcessAlive, processAgeSeconds, readProcessIdentity } from "../proc/mod.ts";
 import { instanceLockHolder } from "./instance_lock.ts";
 import { type DaemonState, readDaemonState, readPidFile } from "./state_file.ts";
 
@@ -30,12 +30,17 @@ export interface ServiceStatus {
   reason?: string;
 }
 
+/** Seconds after which a lock holder without a state file is no longer "starting". */
+export const STARTING_LIMIT_S = 60;
+
 /** Options of {@link getStatus}. */
 export interface StatusOptions {
   /** Ask `/health` (default true); without it a live daemon counts as `running`. */
   health?: boolean;
   /** Time allowed for `/health` (default 2000 ms). */
   healthTimeoutMs?: number;
+  /** Seconds a lock holder may go without a state file and still be `starting` (default 60). */
+  startingLimitS?: number;
 }
 
 /** Asks a daemon's `/health`; returns its JSON on a 200 answer, else an error text. */
@@ -84,9 +89,22 @@ export async function getStatus(
     daemon: null,
   };
   const starting = async (pid: number): Promise<ServiceStatus> => {
-    // The lock is held but the state file is not (yet) there: a daemon is starting.
+    // The lock is held but the state file is not (yet) there: a daemon is starting,
+    // unless it has held the lock for longer than any start may take.
     const alive = await readProcessIdentity(pid);
-    return alive ? { ...status, state: "starting", pid } : status;
+    if (!alive) return status;
+    const age = await processAgeSeconds(pid);
+    if (age !== null && age > (options.startingLimitS ?? STARTING_LIMIT_S)) {
+      return {
+        ...status,
+        state: "unhealthy",
+        pid,
+        reason: `PID ${pid} holds ${layout.lockFile} but has written no state in ${
+          Math.round(age)
+        } s (were its files removed?)`,
+      };
+    }
+    return { ...status, state: "starting", pid };
   };
   if (state) {
     const alive = await isProcessAlive(state.identity);
