@@ -121,7 +121,10 @@ Deno.test("recovery: acknowledged messages still in the journal become mail on t
 Deno.test("recovery: a crash between writing the mail and trimming the journal folds nothing twice", async () => {
   const home = await tempDir();
   try {
+    // A clean run first, so an index snapshot exists (the crash happens in a later run).
+    await (await startOn(home)).service.stop();
     const layout = mailboxLayout(home);
+    assert.ok((await Deno.stat(layout.indexFile)).isFile);
     const records = [record(1), record(2), record(3), record(4, "other")];
     // key-1 and key-2 made it into a mail; the journal still holds all four.
     const written = burstMail(records.slice(0, 2));
@@ -144,6 +147,7 @@ Deno.test("recovery: a crash between writing the mail and trimming the journal f
           .sort();
         assert.deepEqual(keys, ["key-1", "key-2", "key-3", "key-4"], `run ${run}`);
         assert.equal((await h.mails()).length, 3);
+        assert.equal(h.service.startStats.recovered, run === 0 ? 2 : 0);
       } finally {
         await h.service.stop();
       }
@@ -191,3 +195,32 @@ async function copyDir(from: string, to: string): Promise<void> {
     }
   }
 }
+
+Deno.test("index snapshot: a clean restart parses no mail; changed files are parsed again", async () => {
+  await withMail({ settings: { debounceWindowMs: 60_000 } }, async (h) => {
+    for (const s of ["a", "b", "c"]) {
+      await h.post("/api/v1/inbound/lark", inbound({ session_id: s, message_id: `id-${s}` }));
+    }
+    await h.service.flushPending();
+    const [first] = (await h.get("/api/v1/messages")).body.messages as { id: string }[];
+    await h.post(`/api/v1/messages/${first.id}/claim`, { agent_id: "a" });
+    await h.post(`/api/v1/messages/${first.id}/fail`, { agent_id: "a", reason: "x" });
+    await h.restart();
+    assert.deepEqual(h.service.startStats, { mails: 3, parsed: 0, cached: 3, recovered: 0 });
+    const listed = (await h.get("/api/v1/messages")).body.messages as {
+      id: string;
+      attempts: number;
+      path: string;
+    }[];
+    assert.equal(listed.find((m) => m.id === first.id)!.attempts, 1, "cached state is current");
+    // Dedup comes back from the snapshot too.
+    const repeat = await h.post("/api/v1/inbound/lark", inbound({ message_id: "id-b" }));
+    assert.equal(repeat.body.duplicate, true);
+    // Edit a mail behind courier's back: it is parsed again.
+    const edited = listed.find((m) => m.id !== first.id)!;
+    const text = await Deno.readTextFile(edited.path);
+    await Deno.writeTextFile(edited.path, text + "\nA note added by hand.\n");
+    await h.restart();
+    assert.deepEqual(h.service.startStats, { mails: 3, parsed: 1, cached: 2, recovered: 0 });
+  });
+});

@@ -16,7 +16,10 @@ export interface MailSettings {
   debounceWindowMs: number;
   /** Close a debounce bucket at the latest this long after its first message (ms, default 30000). */
   debounceMaxWaitMs: number;
-  /** Close a debounce bucket once it holds this many messages (default 1000). */
+  /**
+   * Close a debounce bucket once it holds this many messages (default 200): a
+   * flood becomes several readable mails, and rendering one stays cheap.
+   */
   maxMessagesPerMail: number;
   /** Default claim length (s, default 300). */
   claimTimeoutS: number;
@@ -36,7 +39,7 @@ export interface MailSettings {
 export const DEFAULT_MAIL_SETTINGS: Readonly<MailSettings> = Object.freeze({
   debounceWindowMs: 5000,
   debounceMaxWaitMs: 30_000,
-  maxMessagesPerMail: 1000,
+  maxMessagesPerMail: 200,
   claimTimeoutS: 300,
   backoffBaseMs: 1000,
   backoffCapMs: 30_000,

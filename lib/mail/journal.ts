@@ -181,20 +181,26 @@ export class PendingJournal {
     }
   }
 
-  /** Waits for queued appends, truncates the journal if nothing is live, and closes it. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /**
+   * Waits for queued appends, truncates the journal if nothing is live, and
+   * closes it. Resolves `true` when the journal file was left empty.
+   */
+  async close(): Promise<boolean> {
+    if (this.#closed) return false;
     this.#closed = true;
     await this.#idle;
+    let empty = false;
     if (this.#live.size === 0 && !this.#broken) {
       try {
         await this.#file.truncate(0);
         await this.#file.syncData();
+        empty = true;
       } catch {
         // the records are all in mails already; a leftover journal replays as no-ops
       }
     }
     this.#file.close();
+    return empty;
   }
 
   #kick(): void {

@@ -42,6 +42,8 @@ export interface MailboxLayout {
   locksFile: string;
   /** `.state/pending.jsonl`: acknowledged messages not yet folded into a mail. */
   journalFile: string;
+  /** `.state/index.json`: a cache of the mail index, so a start need not parse every mail. */
+  indexFile: string;
 }
 
 /** The mailbox layout of the courier home rooted at `homeRoot`. Touches nothing on disk. */
@@ -57,6 +59,7 @@ export function mailboxLayout(homeRoot: string): MailboxLayout {
     stateDir,
     locksFile: join(stateDir, "locks.json"),
     journalFile: join(stateDir, "pending.jsonl"),
+    indexFile: join(stateDir, "index.json"),
   };
 }
 

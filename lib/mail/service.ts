@@ -1,3 +1,4 @@
+import { removeIfExists, writeFileAtomic } from "../fs/mod.ts";
 import { homeLayout } from "../home/mod.ts";
 import { type Logger, nullLogger } from "../log/mod.ts";
 import type { DaemonExtension, ExtensionContext } from "../service/extension.ts";
@@ -25,7 +26,7 @@ import {
 } from "./mail_file.ts";
 import { type DeliveryOutcome, OutboundDispatcher } from "./outbound.ts";
 import { backoffDelay, MAX_ATTEMPTS } from "./retry.ts";
-import { dedupKey, type MailRecord, MailStore } from "./store.ts";
+import { dedupKey, type MailRecord, MailStore, readIndexSnapshot } from "./store.ts";
 import type { InboundInput, OutboundInput } from "./validate.ts";
 
 /** Counters and gauges the service adds to `/health`. */
@@ -122,6 +123,9 @@ export interface MailServiceOptions {
   journal?: JournalOptions;
 }
 
+/** Mails rendered and written at once. */
+const FOLD_CONCURRENCY = 2;
+
 function bucketKey(provider: string, session: MailSession): string {
   return JSON.stringify([provider, session.id, session.thread_key ?? ""]);
 }
@@ -160,6 +164,9 @@ export class MailService implements DaemonExtension {
   readonly #folds = new Set<Promise<void>>();
   readonly #receives = new Set<Promise<unknown>>();
   #folding = 0;
+  #startStats = { mails: 0, parsed: 0, cached: 0, recovered: 0 };
+  #foldsRunning = 0;
+  readonly #foldWaiters: (() => void)[] = [];
   #draining = false;
   #stopped = false;
   readonly #counters = {
@@ -182,6 +189,11 @@ export class MailService implements DaemonExtension {
     return this.#need(this.#layout);
   }
 
+  /** What the last `start` found: mails indexed, parsed, taken from the index snapshot, recovered. */
+  get startStats(): { mails: number; parsed: number; cached: number; recovered: number } {
+    return { ...this.#startStats };
+  }
+
   /** The resolved settings (after `start`). */
   get settings(): MailSettings {
     return this.#need(this.#settings);
@@ -202,7 +214,8 @@ export class MailService implements DaemonExtension {
     await ensureMailbox(layout);
     const store = new MailStore(layout);
     this.#store = store;
-    const scan = await store.scan();
+    const snapshot = await readIndexSnapshot(layout.indexFile);
+    const scan = await store.scan({ snapshot });
     for (const path of scan.unreadable) {
       this.#log.warn(`mail: not a mail file, left alone: ${path}`);
     }
@@ -210,8 +223,20 @@ export class MailService implements DaemonExtension {
       this.#log.info(`mail: removed stale copy left by an interrupted move: ${path}`);
     }
     for (const [key, pending] of scan.messageIds) this.#seen.set(key, pending);
-    await this.#recoverJournal(layout, scan.pendingKeys);
+    const recovered = await this.#recoverJournal(layout, scan.pendingKeys);
+    this.#startStats = {
+      mails: store.size,
+      parsed: scan.parsed,
+      cached: scan.cached,
+      recovered,
+    };
     this.#journal = await PendingJournal.open(layout.journalFile, this.#options.journal);
+    if (
+      !snapshot || scan.parsed > 0 || recovered > 0 ||
+      scan.cached !== Object.keys(snapshot.mails).length
+    ) {
+      await this.#saveSnapshot(); // the journal is empty now
+    }
     const claims = new ClaimTable(layout.locksFile, { now: this.#now });
     await claims.load((id) => store.get(id)?.location === "inbound");
     this.#claims = claims;
@@ -237,7 +262,8 @@ export class MailService implements DaemonExtension {
       }
     }
     this.#log.info(
-      `mail: mailbox ${layout.root} ready: ${scan.mails} mails, ` +
+      `mail: mailbox ${layout.root} ready: ${scan.mails} mails ` +
+        `(${scan.parsed} parsed, ${scan.cached} from the index), ` +
         `debounce ${settings.debounceWindowMs} ms (max ${settings.debounceMaxWaitMs} ms)`,
     );
   }
@@ -267,8 +293,9 @@ export class MailService implements DaemonExtension {
     await this.flushPending();
     this.#stopped = true;
     await this.#outbound?.stop();
-    await this.#journal?.close();
     await Promise.allSettled([...this.#mailLocks.values()]);
+    const emptyJournal = await this.#journal?.close();
+    if (emptyJournal) await this.#saveSnapshot();
     await this.#claims?.persist().catch((error) => {
       this.#log.error(`mail: saving claims failed: ${error}`);
     });
@@ -555,7 +582,33 @@ export class MailService implements DaemonExtension {
     this.#folds.add(work);
   }
 
+  /**
+   * Takes one of {@link FOLD_CONCURRENCY} fold slots. Rendering a mail is CPU
+   * work on the event loop, so when many buckets close at once they take
+   * turns, each after a macrotask yield, and requests are served in between.
+   */
+  async #foldSlot(): Promise<() => void> {
+    while (this.#foldsRunning >= FOLD_CONCURRENCY) {
+      await new Promise<void>((resolve) => this.#foldWaiters.push(resolve));
+    }
+    this.#foldsRunning++;
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    return () => {
+      this.#foldsRunning--;
+      this.#foldWaiters.shift()?.();
+    };
+  }
+
   async #writeBurst(records: JournalRecord[]): Promise<void> {
+    const release = await this.#foldSlot();
+    try {
+      await this.#writeBurstNow(records);
+    } finally {
+      release();
+    }
+  }
+
+  async #writeBurstNow(records: JournalRecord[]): Promise<void> {
     const store = this.#need(this.#store);
     const doc = burstMail(records);
     for (let attempt = 1;; attempt++) {
@@ -573,9 +626,27 @@ export class MailService implements DaemonExtension {
     this.#counters.mails_written++;
   }
 
-  async #recoverJournal(layout: MailboxLayout, covered: Set<string>): Promise<void> {
+  /** Writes the index snapshot; call only while the journal is empty. Never throws. */
+  async #saveSnapshot(): Promise<void> {
+    const store = this.#store, layout = this.#layout;
+    if (!store || !layout) return;
+    try {
+      const dedup: Record<string, string> = {};
+      for (const [key, value] of this.#seen) if (typeof value === "string") dedup[key] = value;
+      await writeFileAtomic(layout.indexFile, JSON.stringify(store.snapshot(dedup)), {
+        mode: 0o600,
+      });
+    } catch (error) {
+      this.#log.warn(
+        `mail: could not save the index snapshot (next start parses every mail): ${error}`,
+      );
+      await removeIfExists(layout.indexFile).catch(() => {});
+    }
+  }
+
+  async #recoverJournal(layout: MailboxLayout, covered: Set<string>): Promise<number> {
     const records = await readJournal(layout.journalFile);
-    if (records.length === 0) return;
+    if (records.length === 0) return 0;
     const buckets = new Map<string, JournalRecord[]>();
     const keys = new Set<string>();
     for (const record of records) {
@@ -606,6 +677,7 @@ export class MailService implements DaemonExtension {
       `mail: journal replay: ${records.length} records, ${keys.size} not yet in a mail, ` +
         `folded into ${mails} mail(s)`,
     );
+    return mails;
   }
 
   #countDelivery(outcome: DeliveryOutcome): void {

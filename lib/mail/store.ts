@@ -1,4 +1,4 @@
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { removeIfExists, syncDirectory, writeFileAtomic } from "../fs/mod.ts";
 import {
   isValidProvider,
@@ -64,6 +64,71 @@ export interface ScanResult {
   unreadable: string[];
   /** Stale copies removed (a crash between writing a mail's new place and removing its old). */
   duplicatesRemoved: string[];
+  /** Mails parsed from their files. */
+  parsed: number;
+  /** Mails taken from the index snapshot. */
+  cached: number;
+}
+
+/** One mail in an {@link IndexSnapshot}. */
+export interface CachedMail {
+  /** The file's size, inode and mtime when the snapshot was written (mutable folders only). */
+  stat?: { size: number; ino: number | null; mtime: number | null };
+  /** The index entry, without location and path (they are the key). */
+  record: Omit<MailRecord, "location" | "path">;
+}
+
+/**
+ * A cache of the mail index (`.state/index.json`), so a start need not
+ * parse every mail. It is written only while the pending journal is empty,
+ * so every journal record found at a later start is newer than it, and so
+ * is any mail covering such a record: those mails are not in the snapshot
+ * and get parsed (yielding their pending keys). Files in `inbound/` and
+ * `outbound/` are rewritten in place, so they are reused only when size,
+ * inode and mtime still match; `archive/` and `.deadletter/` are final.
+ */
+export interface IndexSnapshot {
+  /** Format version (1). */
+  version: 1;
+  /** `<location>/<provider>/<file name>` → cached entry. */
+  mails: Record<string, CachedMail>;
+  /** `provider \0 message_id` → pending key of every deduplicated message id. */
+  dedup: Record<string, string>;
+}
+
+/** Reads an index snapshot; `null` when missing or not valid (then every mail is parsed). */
+export async function readIndexSnapshot(path: string): Promise<IndexSnapshot | null> {
+  try {
+    const value = JSON.parse(await Deno.readTextFile(path)) as IndexSnapshot;
+    if (
+      value?.version !== 1 || typeof value.mails !== "object" || value.mails === null ||
+      typeof value.dedup !== "object" || value.dedup === null
+    ) return null;
+    return value;
+  } catch {
+    return null;
+  }
+}
+
+const MUTABLE: ReadonlySet<MailLocation> = new Set(["inbound", "outbound"]);
+
+function unchanged(
+  cached: CachedMail,
+  location: MailLocation,
+  now: CachedMail["stat"] | null,
+): boolean {
+  if (!MUTABLE.has(location)) return true;
+  return !!now && !!cached.stat && now.size === cached.stat.size &&
+    now.ino === cached.stat.ino && now.mtime === cached.stat.mtime;
+}
+
+async function fileStat(path: string): Promise<CachedMail["stat"] | null> {
+  try {
+    const info = await Deno.stat(path);
+    return { size: info.size, ino: info.ino ?? null, mtime: info.mtime?.getTime() ?? null };
+  } catch {
+    return null;
+  }
 }
 
 /** The key under which a message id is deduplicated. */
@@ -108,6 +173,8 @@ export class MailStore {
   readonly #layout: MailboxLayout;
   readonly #index = new Map<string, MailRecord>();
   readonly #dirs = new Set<string>();
+  /** File stats of mails in mutable folders, taken when their record was made. */
+  readonly #stats = new Map<string, NonNullable<CachedMail["stat"]>>();
   readonly #counts: Record<MailLocation, number> = {
     inbound: 0,
     outbound: 0,
@@ -152,7 +219,7 @@ export class MailStore {
     const path = await this.#pathFor(doc.frontMatter, location);
     await writeFileAtomic(path, renderMail(doc), { mode: 0o600 });
     const record = recordOf(doc.frontMatter, location, path);
-    this.#put(record);
+    this.#put(record, MUTABLE.has(location) ? await fileStat(path) : null);
     return record;
   }
 
@@ -162,7 +229,7 @@ export class MailStore {
     if (!old) throw new Deno.errors.NotFound(`no mail ${doc.frontMatter.id}`);
     await writeFileAtomic(old.path, renderMail(doc), { mode: 0o600 });
     const record = recordOf(doc.frontMatter, old.location, old.path);
-    this.#put(record);
+    this.#put(record, MUTABLE.has(old.location) ? await fileStat(old.path) : null);
     return record;
   }
 
@@ -173,7 +240,7 @@ export class MailStore {
     const path = await this.#pathFor(doc.frontMatter, location);
     await writeFileAtomic(path, renderMail(doc), { mode: 0o600 });
     const record = recordOf(doc.frontMatter, location, path);
-    this.#put(record);
+    this.#put(record, MUTABLE.has(location) ? await fileStat(path) : null);
     if (old.path !== path) {
       await removeIfExists(old.path);
       await syncDirectory(join(old.path, ".."));
@@ -184,16 +251,20 @@ export class MailStore {
   /**
    * Indexes every mail on disk: removes temp files left by a crash, and when
    * a mail is in two folders keeps the later one (archive and dead letters
-   * are final) and removes the other.
+   * are final) and removes the other. Mails found unchanged in `snapshot`
+   * are not parsed again.
    */
-  async scan(): Promise<ScanResult> {
+  async scan(options: { snapshot?: IndexSnapshot | null } = {}): Promise<ScanResult> {
     const result: ScanResult = {
       mails: 0,
-      messageIds: new Map(),
+      messageIds: new Map(Object.entries(options.snapshot?.dedup ?? {})),
       pendingKeys: new Set(),
       unreadable: [],
       duplicatesRemoved: [],
+      parsed: 0,
+      cached: 0,
     };
+    const cache = options.snapshot?.mails ?? {};
     this.#index.clear();
     for (const location of MAIL_LOCATIONS) this.#counts[location] = 0;
     for (const location of MAIL_LOCATIONS) {
@@ -208,26 +279,36 @@ export class MailStore {
             continue;
           }
           if (!name.endsWith(".md")) continue;
-          let doc: MailDocument;
-          try {
-            doc = parseMail(await Deno.readTextFile(path));
-          } catch {
-            result.unreadable.push(path);
-            continue;
+          let record: MailRecord;
+          const cached = cache[`${location}/${provider}/${name}`];
+          const stat = MUTABLE.has(location) ? await fileStat(path) : null;
+          if (cached && unchanged(cached, location, stat)) {
+            record = { ...cached.record, location, path };
+            result.cached++;
+          } else {
+            let doc: MailDocument;
+            try {
+              doc = parseMail(await Deno.readTextFile(path));
+            } catch {
+              result.unreadable.push(path);
+              continue;
+            }
+            const fm = doc.frontMatter;
+            record = recordOf(fm, location, path);
+            result.parsed++;
+            for (const m of fm.messages) {
+              if (typeof m.pending_key === "string") result.pendingKeys.add(m.pending_key);
+              if (typeof m.message_id === "string") {
+                result.messageIds.set(dedupKey(fm.provider, m.message_id), m.pending_key);
+              }
+            }
           }
-          const fm = doc.frontMatter;
-          const previous = this.#index.get(fm.id);
+          const previous = this.#index.get(record.id);
           if (previous) {
             await removeIfExists(previous.path);
             result.duplicatesRemoved.push(previous.path);
           }
-          this.#put(recordOf(fm, location, path));
-          for (const m of fm.messages) {
-            if (typeof m.pending_key === "string") result.pendingKeys.add(m.pending_key);
-            if (typeof m.message_id === "string") {
-              result.messageIds.set(dedupKey(fm.provider, m.message_id), m.pending_key);
-            }
-          }
+          this.#put(record, stat);
         }
       }
     }
@@ -235,11 +316,33 @@ export class MailStore {
     return result;
   }
 
-  #put(record: MailRecord): void {
+  /**
+   * Builds an index snapshot of every mail (with `dedup`, the message ids
+   * to remember). Write it only while the pending journal is empty.
+   */
+  snapshot(dedup: Record<string, string>): IndexSnapshot {
+    const mails: Record<string, CachedMail> = {};
+    for (const record of this.#index.values()) {
+      const { location, path, ...rest } = record;
+      const key = `${location}/${record.provider}/${basename(path)}`;
+      if (MUTABLE.has(location)) {
+        const stat = this.#stats.get(record.id);
+        if (!stat) continue;
+        mails[key] = { stat, record: rest };
+      } else {
+        mails[key] = { record: rest };
+      }
+    }
+    return { version: 1, mails, dedup };
+  }
+
+  #put(record: MailRecord, stat: CachedMail["stat"] | null): void {
     const old = this.#index.get(record.id);
     if (old) this.#counts[old.location]--;
     this.#index.set(record.id, record);
     this.#counts[record.location]++;
+    if (stat) this.#stats.set(record.id, stat);
+    else this.#stats.delete(record.id);
   }
 
   async #pathFor(fm: MailFrontMatter, location: MailLocation): Promise<string> {
