@@ -71,6 +71,33 @@ Deno.test("journal: released records are compacted away, and the file is emptied
   }
 });
 
+Deno.test("journal: compaction also happens while appends never pause", async () => {
+  const dir = await tempDir();
+  try {
+    const path = join(dir, "pending.jsonl");
+    const journal = await PendingJournal.open(path, { compactBytes: 64 * 1024 });
+    const live: string[] = [];
+    let written = 0, next = 0, largest = 0;
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      for (let k = 0; k < 200; k++) {
+        const r = record(next++);
+        await journal.append(r);
+        written += JSON.stringify(r).length + 1;
+        largest = Math.max(largest, journal.size);
+        live.push(r.key);
+        if (live.length >= 50) journal.release(live.splice(0)); // a mail was written
+      }
+    }));
+    assert.ok(largest < written / 4, `the file grew to ${largest} of ${written} bytes written`);
+    await journal.settled();
+    const onDisk = new Set((await readJournal(path)).map((r) => r.key));
+    assert.ok(live.every((key) => onDisk.has(key)), "every live record is still on disk");
+    await journal.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("journal: a torn last line is skipped on read", async () => {
   const dir = await tempDir();
   try {

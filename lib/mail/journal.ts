@@ -212,14 +212,15 @@ export class PendingJournal {
 
   async #run(): Promise<void> {
     while (true) {
-      if (this.#queue.length > 0) {
-        const batch = this.#queue.splice(0);
-        await this.#commit(batch);
-        continue;
-      }
+      // Housekeeping first: under a steady flood the queue is never empty.
       if (this.#maintenanceWanted && !this.#broken) {
         this.#maintenanceWanted = false;
         await this.#maintain();
+        continue;
+      }
+      if (this.#queue.length > 0) {
+        const batch = this.#queue.splice(0);
+        await this.#commit(batch);
         continue;
       }
       this.#running = false;
