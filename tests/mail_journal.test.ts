@@ -127,6 +127,8 @@ Deno.test("recovery: acknowledged messages still in the journal become mail on t
       await copyDir(h.home, crashed);
       const copy = await startOn(crashed);
       try {
+        assert.equal(copy.service.startStats.recovered, 5);
+        await copy.service.flushPending(); // replayed records fold in the background
         const mails = await copy.mails();
         assert.equal(mails.length, 2, "one mail per conversation");
         const texts = mails.flatMap((m) => m.frontMatter.messages.map((x) => x.text)).sort();
@@ -134,6 +136,7 @@ Deno.test("recovery: acknowledged messages still in the journal become mail on t
         assert.equal(copy.service.metrics().mails_written, 2);
         const repeat = await copy.post("/api/v1/inbound/lark", inbound({ message_id: "m3" }));
         assert.equal(repeat.body.duplicate, true, "dedup survives the crash too");
+        await copy.service.stop();
         const journal = mailboxLayout(crashed).journalFile;
         assert.equal(await Deno.readTextFile(journal), "", "replayed records are trimmed");
       } finally {
@@ -168,6 +171,7 @@ Deno.test("recovery: a crash between writing the mail and trimming the journal f
     for (let run = 0; run < 2; run++) {
       const h = await startOn(home);
       try {
+        await h.service.flushPending(); // replayed records fold in the background
         const keys = (await h.mails()).flatMap((m) =>
           m.frontMatter.messages.map((x) => x.pending_key)
         )
@@ -181,6 +185,40 @@ Deno.test("recovery: a crash between writing the mail and trimming the journal f
     }
   } finally {
     await Deno.remove(home, { recursive: true });
+  }
+});
+
+Deno.test("recovery: a crash while replaying the journal still folds every message once", async () => {
+  const home = await tempDir();
+  const copyHome = await tempDir();
+  try {
+    const layout = mailboxLayout(home);
+    await Deno.mkdir(layout.stateDir, { recursive: true });
+    const records = Array.from({ length: 40 }, (_, i) => record(i, `chat-${i % 8}`, `m-${i}`));
+    await Deno.writeTextFile(
+      layout.journalFile,
+      records.map((r) => JSON.stringify(r) + "\n").join(""),
+    );
+    const first = await startOn(home);
+    // Whatever state the disk is in while the replay runs is what a crash leaves.
+    await copyDir(home, copyHome);
+    await first.service.stop();
+    const second = await startOn(copyHome);
+    try {
+      await second.service.flushPending();
+      const ids = (await second.mails()).flatMap((m) =>
+        m.frontMatter.messages.map((x) => x.message_id)
+      )
+        .sort();
+      assert.deepEqual(ids, records.map((r) => r.message.message_id).sort());
+      await second.service.stop();
+      assert.equal(await Deno.readTextFile(mailboxLayout(copyHome).journalFile), "");
+    } finally {
+      await second.service.stop();
+    }
+  } finally {
+    await Deno.remove(home, { recursive: true });
+    await Deno.remove(copyHome, { recursive: true });
   }
 });
 

@@ -110,19 +110,24 @@ export class PendingJournal {
   }
 
   /**
-   * Opens the journal at `path` empty: call it only after every record of
-   * {@link readJournal} is durable in a mail.
+   * Opens the journal at `path`, keeping only `carry` (records of the last
+   * run not yet in a mail, which stay live until released): the file is
+   * replaced atomically, so a crash here leaves the old journal in place.
    */
-  static async open(path: string, options: JournalOptions = {}): Promise<PendingJournal> {
-    const file = await Deno.open(path, { create: true, append: true, mode: 0o600 });
-    try {
-      await file.truncate(0);
-      await file.syncData();
-    } catch (error) {
-      file.close();
-      throw error;
-    }
-    return new PendingJournal(path, file, options);
+  static async open(
+    path: string,
+    options: JournalOptions & { carry?: JournalRecord[] } = {},
+  ): Promise<PendingJournal> {
+    const lines = (options.carry ?? []).map((record) => JSON.stringify(record) + "\n");
+    await writeFileAtomic(path, lines.join(""), { mode: 0o600 });
+    const file = await Deno.open(path, { append: true });
+    const journal = new PendingJournal(path, file, options);
+    (options.carry ?? []).forEach((record, i) => {
+      journal.#live.set(record.key, lines[i]);
+      journal.#liveBytes += lines[i].length;
+      journal.#size += encoder.encode(lines[i]).length;
+    });
+    return journal;
   }
 
   /** Records acknowledged and not yet released. */

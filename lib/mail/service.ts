@@ -123,8 +123,8 @@ export interface MailServiceOptions {
   journal?: JournalOptions;
 }
 
-/** Mails rendered and written at once. */
-const FOLD_CONCURRENCY = 2;
+/** Mails being written at once (each renders after a macrotask yield, then waits on I/O). */
+const FOLD_CONCURRENCY = 8;
 
 function bucketKey(provider: string, session: MailSession): string {
   return JSON.stringify([provider, session.id, session.thread_key ?? ""]);
@@ -189,7 +189,7 @@ export class MailService implements DaemonExtension {
     return this.#need(this.#layout);
   }
 
-  /** What the last `start` found: mails indexed, parsed, taken from the index snapshot, recovered. */
+  /** What the last `start` found: mails indexed, parsed, taken from the index snapshot, journal records replayed. */
   get startStats(): { mails: number; parsed: number; cached: number; recovered: number } {
     return { ...this.#startStats };
   }
@@ -223,19 +223,25 @@ export class MailService implements DaemonExtension {
       this.#log.info(`mail: removed stale copy left by an interrupted move: ${path}`);
     }
     for (const [key, pending] of scan.messageIds) this.#seen.set(key, pending);
-    const recovered = await this.#recoverJournal(layout, scan.pendingKeys);
+    const replay = await this.#readJournal(layout, scan.pendingKeys);
+    const carried = replay.flat();
     this.#startStats = {
       mails: store.size,
       parsed: scan.parsed,
       cached: scan.cached,
-      recovered,
+      recovered: carried.length,
     };
-    this.#journal = await PendingJournal.open(layout.journalFile, this.#options.journal);
+    this.#journal = await PendingJournal.open(layout.journalFile, {
+      ...this.#options.journal,
+      carry: carried,
+    });
     if (
-      !snapshot || scan.parsed > 0 || recovered > 0 ||
+      !snapshot || scan.parsed > 0 || carried.length > 0 ||
       scan.cached !== Object.keys(snapshot.mails).length
     ) {
-      await this.#saveSnapshot(); // the journal is empty now
+      // The journal now holds only records no mail covers, and the mails that
+      // will cover them are written after this: the snapshot's invariant holds.
+      await this.#saveSnapshot();
     }
     const claims = new ClaimTable(layout.locksFile, { now: this.#now });
     await claims.load((id) => store.get(id)?.location === "inbound");
@@ -256,6 +262,8 @@ export class MailService implements DaemonExtension {
       onOutcome: (outcome) => this.#countDelivery(outcome),
       fetch: this.#options.fetch,
     });
+    // Replayed records fold in the background: a long journal does not delay readiness.
+    for (const chunk of replay) this.#fold(chunk);
     for (const record of store.records()) {
       if (record.location === "outbound") {
         this.#outbound.schedule(record.id, record.retry_at ? Date.parse(record.retry_at) : 0);
@@ -644,40 +652,36 @@ export class MailService implements DaemonExtension {
     }
   }
 
-  async #recoverJournal(layout: MailboxLayout, covered: Set<string>): Promise<number> {
+  /**
+   * Reads the journal left by the last run and returns its records that no
+   * mail covers yet, grouped into mail-sized chunks per conversation.
+   */
+  async #readJournal(layout: MailboxLayout, covered: Set<string>): Promise<JournalRecord[][]> {
     const records = await readJournal(layout.journalFile);
-    if (records.length === 0) return 0;
+    if (records.length === 0) return [];
     const buckets = new Map<string, JournalRecord[]>();
     const keys = new Set<string>();
     for (const record of records) {
       if (covered.has(record.key) || keys.has(record.key)) continue;
       keys.add(record.key);
+      if (record.message.message_id !== undefined) {
+        this.#seen.set(dedupKey(record.provider, record.message.message_id), record.key);
+      }
       const key = bucketKey(record.provider, record.session);
       const list = buckets.get(key) ?? [];
       list.push(record);
       buckets.set(key, list);
     }
-    let mails = 0;
-    const store = this.#need(this.#store);
     const max = this.settings.maxMessagesPerMail;
+    const chunks: JournalRecord[][] = [];
     for (const list of buckets.values()) {
-      for (let i = 0; i < list.length; i += max) {
-        const chunk = list.slice(i, i + max);
-        await store.create(burstMail(chunk), "inbound");
-        for (const r of chunk) {
-          if (r.message.message_id !== undefined) {
-            this.#seen.set(dedupKey(r.provider, r.message.message_id), r.key);
-          }
-        }
-        mails++;
-      }
+      for (let i = 0; i < list.length; i += max) chunks.push(list.slice(i, i + max));
     }
-    this.#counters.mails_written += mails;
     this.#log.info(
       `mail: journal replay: ${records.length} records, ${keys.size} not yet in a mail, ` +
-        `folded into ${mails} mail(s)`,
+        `folding them into ${chunks.length} mail(s)`,
     );
-    return mails;
+    return chunks;
   }
 
   #countDelivery(outcome: DeliveryOutcome): void {
