@@ -16,4 +16,10 @@ export {
   type PortFreeOptions,
   type PortHolder,
 } from "./lib/net/mod.ts";
+export {
+  createMailExtension,
+  MailClient,
+  type MailServiceOptions,
+  startMailService,
+} from "./lib/mail/mod.ts";
 export { VERSION } from "./lib/version/mod.ts";

@@ -27,7 +27,11 @@ export class CoalescingWriter {
   #running = false;
   #waiters: { version: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
 
-  /** @param write Writes the current state (called with no overlap). */
+  /**
+   * Creates a `CoalescingWriter`.
+   *
+   * @param write Writes the current state (called with no overlap).
+   */
   constructor(write: () => Promise<void>) {
     this.#write = write;
   }
@@ -73,6 +77,8 @@ export class ClaimTable {
   readonly #writer: CoalescingWriter;
 
   /**
+   * Creates a `ClaimTable`.
+   *
    * @param path The locks file.
    * @param options `now`: the clock in ms (default `Date.now`).
    */

@@ -6,7 +6,11 @@ import type { MailListFilter, MailSummary, ReceiveResult } from "./service.ts";
 
 /** No daemon answers for this home. */
 export class DaemonNotRunningError extends CourierError {
-  /** @param cause Why we think so (no state file, connection refused). */
+  /**
+   * Creates a `DaemonNotRunningError`.
+   *
+   * @param cause Why we think so (no state file, connection refused).
+   */
   constructor(cause?: unknown) {
     super("Courier is not running; start it with 'courier start'", { cause });
     this.name = "DaemonNotRunningError";
@@ -21,6 +25,8 @@ export class MailRequestError extends CourierError {
   readonly body: Record<string, unknown>;
 
   /**
+   * Creates a `MailRequestError`.
+   *
    * @param status The HTTP status.
    * @param body The JSON error body.
    */
@@ -55,7 +61,11 @@ export class MailClient {
   /** The daemon's base URL (`http://127.0.0.1:8644`). */
   readonly apiUrl: string;
 
-  /** @param apiUrl The daemon's base URL. */
+  /**
+   * Creates a `MailClient`.
+   *
+   * @param apiUrl The daemon's base URL.
+   */
   constructor(apiUrl: string) {
     this.apiUrl = apiUrl.replace(/\/+$/, "");
   }

@@ -51,6 +51,8 @@ export const DEFAULT_MAIL_SETTINGS: Readonly<MailSettings> = Object.freeze({
 /** `<home>/config.json` or a `start` option has a bad mail setting. */
 export class MailConfigError extends CourierError {
   /**
+   * Creates a `MailConfigError`.
+   *
    * @param where The file or option.
    * @param message What is wrong.
    */

@@ -38,6 +38,8 @@ export class Debouncer<T> {
   #count = 0;
 
   /**
+   * Creates a `Debouncer`.
+   *
    * @param onFlush Receives each closed bucket (synchronously; it owns any async work).
    * @param options The window, the maximum wait and the clock.
    */

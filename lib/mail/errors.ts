@@ -13,6 +13,8 @@ export class MailError extends CourierError {
   readonly extra: Record<string, unknown>;
 
   /**
+   * Creates a `MailError`.
+   *
    * @param message What is wrong and what to do, in one line.
    * @param options HTTP status, field at fault, extra facts.
    */
@@ -40,6 +42,8 @@ export class MailError extends CourierError {
 /** 400: a field of the request is missing or wrong. */
 export class MailValidationError extends MailError {
   /**
+   * Creates a `MailValidationError`.
+   *
    * @param field The field at fault (`session_id`, `sender.id`, `provider`…).
    * @param message What is wrong with it.
    */
@@ -51,7 +55,11 @@ export class MailValidationError extends MailError {
 
 /** 404: no mail has this id. */
 export class MailNotFoundError extends MailError {
-  /** @param id The id asked for. */
+  /**
+   * Creates a `MailNotFoundError`.
+   *
+   * @param id The id asked for.
+   */
   constructor(id: string) {
     super(`no mail with id "${id}"; list them with GET /api/v1/messages`, { status: 404 });
     this.name = "MailNotFoundError";
@@ -61,6 +69,8 @@ export class MailNotFoundError extends MailError {
 /** 409: the mail is not in a state that allows this (claimed by another agent, done…). */
 export class MailConflictError extends MailError {
   /**
+   * Creates a `MailConflictError`.
+   *
    * @param message The conflict, e.g. who holds the claim and until when.
    * @param extra Facts for the client (`holder`, `expires_at`, `status`…).
    */
@@ -73,6 +83,8 @@ export class MailConflictError extends MailError {
 /** 403: another agent holds the claim, so this one may not complete or fail the mail. */
 export class MailForbiddenError extends MailError {
   /**
+   * Creates a `MailForbiddenError`.
+   *
    * @param message Who holds it.
    * @param extra Facts for the client (`holder`, `expires_at`).
    */
@@ -84,7 +96,11 @@ export class MailForbiddenError extends MailError {
 
 /** 413: the request body is over the limit. */
 export class PayloadTooLargeError extends MailError {
-  /** @param limit The limit in bytes. */
+  /**
+   * Creates a `PayloadTooLargeError`.
+   *
+   * @param limit The limit in bytes.
+   */
   constructor(limit: number) {
     super(`request body is larger than ${limit} bytes`, { status: 413, extra: { limit } });
     this.name = "PayloadTooLargeError";
@@ -93,7 +109,11 @@ export class PayloadTooLargeError extends MailError {
 
 /** 503: the service is stopping and takes no new work. */
 export class MailUnavailableError extends MailError {
-  /** @param message Why. */
+  /**
+   * Creates a `MailUnavailableError`.
+   *
+   * @param message Why.
+   */
   constructor(message = "courier is stopping; retry against the next instance") {
     super(message, { status: 503 });
     this.name = "MailUnavailableError";

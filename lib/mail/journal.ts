@@ -18,7 +18,11 @@ export interface JournalRecord {
 
 /** The journal cannot take more appends (closed, or a write failed). */
 export class JournalClosedError extends Error {
-  /** @param message Why. */
+  /**
+   * Creates a `JournalClosedError`.
+   *
+   * @param message Why.
+   */
   constructor(message: string) {
     super(message);
     this.name = "JournalClosedError";

@@ -114,6 +114,8 @@ export interface MailDocument {
 /** A mail file could not be parsed. */
 export class MailFormatError extends Error {
   /**
+   * Creates a `MailFormatError`.
+   *
    * @param message What is wrong with the file.
    * @param options The underlying parse error.
    */

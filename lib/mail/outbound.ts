@@ -44,7 +44,11 @@ export class OutboundDispatcher {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
 
-  /** @param deps The store, settings, clock and hooks. */
+  /**
+   * Creates a `OutboundDispatcher`.
+   *
+   * @param deps The store, settings, clock and hooks.
+   */
   constructor(deps: OutboundDependencies) {
     this.#deps = deps;
     this.#fetch = deps.fetch ?? fetch;

@@ -178,7 +178,11 @@ export class MailService implements DaemonExtension {
     failed: 0,
   };
 
-  /** @param options Settings overrides, clock, HTTP client. */
+  /**
+   * Creates a `MailService`.
+   *
+   * @param options Settings overrides, clock, HTTP client.
+   */
   constructor(options: MailServiceOptions = {}) {
     this.#options = options;
     this.#now = options.now ?? Date.now;

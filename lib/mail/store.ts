@@ -182,7 +182,11 @@ export class MailStore {
     deadletter: 0,
   };
 
-  /** @param layout The mailbox. */
+  /**
+   * Creates a `MailStore`.
+   *
+   * @param layout The mailbox.
+   */
   constructor(layout: MailboxLayout) {
     this.#layout = layout;
   }
