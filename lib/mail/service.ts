@@ -23,6 +23,7 @@ import {
   mailJson,
   type MailMessage,
   type MailSession,
+  renderMail,
 } from "./mail_file.ts";
 import { type DeliveryOutcome, OutboundDispatcher } from "./outbound.ts";
 import { backoffDelay, MAX_ATTEMPTS } from "./retry.ts";
@@ -123,8 +124,8 @@ export interface MailServiceOptions {
   journal?: JournalOptions;
 }
 
-/** Mails being written at once (each renders after a macrotask yield, then waits on I/O). */
-const FOLD_CONCURRENCY = 8;
+/** Mails being written at once (renders take turns; the writes overlap on I/O). */
+const FOLD_CONCURRENCY = 4;
 
 function bucketKey(provider: string, session: MailSession): string {
   return JSON.stringify([provider, session.id, session.thread_key ?? ""]);
@@ -166,6 +167,7 @@ export class MailService implements DaemonExtension {
   #folding = 0;
   #startStats = { mails: 0, parsed: 0, cached: 0, recovered: 0 };
   #foldsRunning = 0;
+  #renderChain: Promise<void> = Promise.resolve();
   readonly #foldWaiters: (() => void)[] = [];
   #draining = false;
   #stopped = false;
@@ -595,16 +597,23 @@ export class MailService implements DaemonExtension {
   }
 
   /**
-   * Takes one of {@link FOLD_CONCURRENCY} fold slots. Rendering a mail is CPU
-   * work on the event loop, so when many buckets close at once they take
-   * turns, each after a macrotask yield, and requests are served in between.
+   * Runs `fn` (rendering a mail: CPU work on the event loop) after every
+   * earlier render and a macrotask yield, so when many buckets close at once
+   * the renders take turns and requests are served between any two.
    */
+  #renderTurn<T>(fn: () => T): Promise<T> {
+    const run = this.#renderChain.then(() => new Promise((resolve) => setTimeout(resolve, 0)))
+      .then(fn);
+    this.#renderChain = run.then(() => {}, () => {});
+    return run;
+  }
+
+  /** Takes one of {@link FOLD_CONCURRENCY} fold slots (mails being written at once). */
   async #foldSlot(): Promise<() => void> {
     while (this.#foldsRunning >= FOLD_CONCURRENCY) {
       await new Promise<void>((resolve) => this.#foldWaiters.push(resolve));
     }
     this.#foldsRunning++;
-    await new Promise((resolve) => setTimeout(resolve, 0));
     return () => {
       this.#foldsRunning--;
       this.#foldWaiters.shift()?.();
@@ -622,10 +631,13 @@ export class MailService implements DaemonExtension {
 
   async #writeBurstNow(records: JournalRecord[]): Promise<void> {
     const store = this.#need(this.#store);
-    const doc = burstMail(records);
+    const [doc, text] = await this.#renderTurn(() => {
+      const doc = burstMail(records);
+      return [doc, renderMail(doc)] as const;
+    });
     for (let attempt = 1;; attempt++) {
       try {
-        await store.create(doc, "inbound");
+        await store.create(doc, "inbound", { text });
         break;
       } catch (error) {
         this.#log.error(`mail: writing mail ${doc.frontMatter.id} failed: ${error}`);

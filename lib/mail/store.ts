@@ -218,10 +218,14 @@ export class MailStore {
     return parseMail(await Deno.readTextFile(record.path));
   }
 
-  /** Writes a new mail into `location` and indexes it. */
-  async create(doc: MailDocument, location: MailLocation): Promise<MailRecord> {
+  /** Writes a new mail into `location` and indexes it (`text`: `doc` already rendered). */
+  async create(
+    doc: MailDocument,
+    location: MailLocation,
+    options: { text?: string } = {},
+  ): Promise<MailRecord> {
     const path = await this.#pathFor(doc.frontMatter, location);
-    await writeFileAtomic(path, renderMail(doc), { mode: 0o600 });
+    await writeFileAtomic(path, options.text ?? renderMail(doc), { mode: 0o600 });
     const record = recordOf(doc.frontMatter, location, path);
     this.#put(record, MUTABLE.has(location) ? await fileStat(path) : null);
     return record;
