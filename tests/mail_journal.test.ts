@@ -124,7 +124,7 @@ Deno.test("recovery: acknowledged messages still in the journal become mail on t
     }
     const crashed = await Deno.makeTempDir({ prefix: "courier-crash-copy-" });
     try {
-      await copyDir(h.home, crashed);
+      await crashCopy(h.home, crashed);
       const copy = await startOn(crashed);
       try {
         assert.equal(copy.service.startStats.recovered, 5);
@@ -200,9 +200,12 @@ Deno.test("recovery: a crash while replaying the journal still folds every messa
       records.map((r) => JSON.stringify(r) + "\n").join(""),
     );
     const first = await startOn(home);
-    // Whatever state the disk is in while the replay runs is what a crash leaves.
-    await copyDir(home, copyHome);
-    await first.service.stop();
+    try {
+      // Whatever state the disk is in while the replay runs is what a crash leaves.
+      await crashCopy(home, copyHome);
+    } finally {
+      await first.service.stop();
+    }
     const second = await startOn(copyHome);
     try {
       await second.service.flushPending();
@@ -249,14 +252,30 @@ async function startOn(home: string): Promise<MailHarness> {
   return await MailHarness.create({ home });
 }
 
-async function copyDir(from: string, to: string): Promise<void> {
+/**
+ * Copies a home the way a crash would leave it: the journal and state first,
+ * then the mail folders. A record the journal drops later is by then in a
+ * mail, so every acknowledged message is in the copy's journal or its mails.
+ */
+async function crashCopy(home: string, to: string): Promise<void> {
+  const state = join("mailbox", ".state");
+  await Deno.mkdir(join(to, state), { recursive: true });
+  await copyDir(join(home, state), join(to, state));
+  await copyDir(home, to, { skip: join(home, state) });
+}
+
+async function copyDir(from: string, to: string, options: { skip?: string } = {}): Promise<void> {
   for await (const entry of Deno.readDir(from)) {
     const source = join(from, entry.name), target = join(to, entry.name);
+    if (source === options.skip) continue;
     if (entry.isDirectory) {
       await Deno.mkdir(target, { recursive: true });
-      await copyDir(source, target);
+      await copyDir(source, target, options);
     } else if (entry.isFile) {
-      await Deno.copyFile(source, target);
+      // A live service renames temp files away while we copy: what is gone was never needed.
+      await Deno.copyFile(source, target).catch((error) => {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      });
     }
   }
 }
