@@ -195,7 +195,7 @@ export class MailService implements DaemonExtension {
     return this.#need(this.#layout);
   }
 
-  /** What the last `start` found: mails indexed, parsed, taken from the index snapshot, journal records replayed. */
+  /** What `start` found: mails indexed, parsed, taken from the index snapshot; records replayed. */
   get startStats(): { mails: number; parsed: number; cached: number; recovered: number } {
     return { ...this.#startStats };
   }
@@ -206,8 +206,10 @@ export class MailService implements DaemonExtension {
   }
 
   /**
-   * Creates the mailbox, indexes its mails, folds the journal left by the
-   * last run into mails, loads claims and queues outbound mail.
+   * Creates the mailbox, indexes its mails (parsing only those the index
+   * snapshot does not know), carries the journal records of the last run
+   * that no mail covers into the new journal and folds them into mails in
+   * the background, loads claims and queues outbound mail.
    */
   async start(context: ExtensionContext): Promise<void> {
     this.#log = context.log;
@@ -313,7 +315,11 @@ export class MailService implements DaemonExtension {
     await this.#claims?.persist().catch((error) => {
       this.#log.error(`mail: saving claims failed: ${error}`);
     });
-    this.#log.info("mail: stopped; every acknowledged message is in a mail");
+    this.#log.info(
+      emptyJournal
+        ? "mail: stopped; every acknowledged message is in a mail"
+        : "mail: stopped; messages not yet in a mail stay in the journal for the next start",
+    );
   }
 
   /**
