@@ -4,6 +4,14 @@
  *
  * @example
  * ```ts
+ * import { getStatus, homeLayout, startService, stopService } from "./mod.ts";
+ * await startService("/tmp/courier-home", { port: 18644 });
+ * console.log((await getStatus(homeLayout("/tmp/courier-home"))).state); // "running"
+ * await stopService("/tmp/courier-home");
+ * ```
+ *
+ * @example
+ * ```ts
  * import { findPortHolder, isPortFree } from "./mod.ts";
  * if (!(await isPortFree(8644))) console.log(await findPortHolder(8644));
  * ```
@@ -22,4 +30,18 @@ export {
   type MailServiceOptions,
   startMailService,
 } from "./lib/mail/mod.ts";
+export {
+  type DaemonOptions,
+  type DaemonProcess,
+  findDaemons,
+  getStatus,
+  killService,
+  runDaemon,
+  type ServiceStatus,
+  type StartOptions,
+  startService,
+  stopAllDaemons,
+  stopService,
+} from "./lib/service/mod.ts";
+export { homeLayout, resolveHome } from "./lib/home/mod.ts";
 export { VERSION } from "./lib/version/mod.ts";
