@@ -1,0 +1,705 @@
+import { ensureHome, homeLayout, resolveHome } from "../home/mod.ts";
+import { canBind, probeAddresses } from "../net/mod.ts";
+import { type ProcessIdentity, readProcessIdentity } from "../proc/mod.ts";
+import { NoFreePortError, PortOwnerNotFoundError } from "./errors.ts";
+import {
+  acquireLock,
+  DEFAULT_LOCK_TIMEOUT_MS,
+  HOLDER_WATCH_BACKSTOP_MS,
+  HolderWatch,
+  lockTimeoutError,
+  openLockFile,
+  withFileLock,
+} from "./file_lock.ts";
+import { OwnerCheck } from "./owners.ts";
+import {
+  type AllocateOp,
+  type Answer,
+  currentNetns,
+  newRequestId,
+  type QueuedRequest,
+  type ReleaseOp,
+  RequestQueue,
+} from "./queue.ts";
+import { assertPortRange, DEFAULT_PORT_RANGE, isValidPort, type PortRange } from "./range.ts";
+import {
+  type Lease,
+  readRegistry,
+  type RegistryData,
+  type RegistryPaths,
+  registryPaths,
+  writeRegistry,
+} from "./registry.ts";
+import {
+  censusCovers,
+  readTcpCounters,
+  takeSocketCensus,
+  type TcpCounters,
+} from "./socket_census.ts";
+
+/** How long a lease with no owner lives when no TTL is given: 300 s. */
+export const DEFAULT_TTL_MS = 300_000;
+
+/** The host ports are probed on when none is given. */
+export const DEFAULT_HOST = "127.0.0.1";
+
+/** Where a {@link PortAllocator} keeps its registry, and how it behaves. */
+export interface PortAllocatorOptions {
+  /**
+   * The courier home whose `run/ports.json` holds the leases (default:
+   * `COURIER_HOME`, else `~/.courier`).
+   */
+  home?: string;
+  /** A directory to keep `ports.json` and `ports.lock` in instead of `<home>/run`. */
+  dir?: string;
+  /** How long to wait for the registry lock, in milliseconds (default 30 000). */
+  lockTimeoutMs?: number;
+  /** Receives warnings, e.g. a corrupt registry moved aside (default: printed on stderr). */
+  onWarning?: (message: string) => void;
+  /**
+   * The clock for lease times and expiry, in milliseconds since the epoch
+   * (default `Date.now`; tests pass their own).
+   */
+  now?: () => number;
+}
+
+/** What to lease. */
+export interface AllocateOptions {
+  /** A port to try before the range (it may lie outside the range). */
+  preferred?: number;
+  /** The ports to choose from, inclusive (default 10000-10999). */
+  range?: PortRange;
+  /**
+   * The host the port must be free on (default `127.0.0.1`). Loopback and
+   * any-address hosts are also probed on their IPv6 twin.
+   */
+  host?: string;
+  /**
+   * The PID of the process that holds the lease: the lease ends when that
+   * process does (a reused PID does not count). Default `Deno.pid`; `null`
+   * for a lease held by its TTL alone.
+   */
+  ownerPid?: number | null;
+  /**
+   * Time to live in milliseconds. Default: none for an owned lease,
+   * {@link DEFAULT_TTL_MS} for one with no owner.
+   */
+  ttlMs?: number;
+  /** Free text shown by `courier port list`. */
+  label?: string;
+}
+
+/** Options of {@link PortAllocator.release}. */
+export interface ReleaseOptions {
+  /** Drop the lease only if this PID owns it. */
+  ownerPid?: number;
+}
+
+/** A lease with its current state, as {@link PortAllocator.list} reports it. */
+export interface LeaseInfo extends Lease {
+  /** Whether the owner process is still alive, `null` for a lease with no owner. */
+  owner_alive: boolean | null;
+  /** Whether its TTL has run out. */
+  expired: boolean;
+  /** Whether the lease still holds its port: owner alive (if any) and not expired. */
+  alive: boolean;
+}
+
+function defaultWarning(message: string): void {
+  try {
+    Deno.stderr.writeSync(new TextEncoder().encode(`courier: warning: ${message}\n`));
+  } catch {
+    // no stderr
+  }
+}
+
+function isExpired(lease: Lease, now: number): boolean {
+  // An unreadable expiry counts as expired: better a lease lost than one stuck forever.
+  return lease.expires_at !== null && !(Date.parse(lease.expires_at) > now);
+}
+
+/** A lease as callers see it: without the internal request tag. */
+function publicLease(lease: Lease): Lease {
+  const { request: _request, ...rest } = lease;
+  return rest;
+}
+
+/** What one locked read-modify-write of the registry works with. */
+interface TransactionState {
+  /** The clock at its start. */
+  now: number;
+  /** Whether the registry must be written back. */
+  dirty: boolean;
+  /** Leases dropped as dead or expired. */
+  pruned: Lease[];
+}
+
+/**
+ * Leases TCP ports to processes, safely across processes: no two live
+ * leases ever share a port, and a port is leased only when it is free for
+ * any program (bindable on the host and its IPv6 twin, and absent from the
+ * kernel's socket tables in every state, so even a program binding without
+ * `SO_REUSEADDR` succeeds on it).
+ *
+ * Leases live in `<home>/run/ports.json`; every change is a read-modify-write
+ * under an exclusive lock on `ports.lock`, waited for by the kernel (no
+ * polling) for at most 30 s. Requests queue in `ports.queue/` while they
+ * wait, and whoever holds the lock serves all of them in one write (see
+ * `RequestQueue`), so contention costs one registry write per burst rather
+ * than one per request. A lease lives while its owner process does (PID and
+ * start time, so a reused PID is not the owner) and, with a TTL, until it
+ * expires; dead and expired leases are dropped by the next allocation.
+ *
+ * @example
+ * ```ts
+ * const allocator = new PortAllocator({ home: "/tmp/courier-home" });
+ * const { port } = await allocator.allocate({ preferred: 8080, label: "dev server" });
+ * try {
+ *   // start a server on `port`…
+ * } finally {
+ *   await allocator.release(port);
+ * }
+ * ```
+ */
+export class PortAllocator {
+  /** The directory holding `ports.json`, `ports.lock` and `ports.queue/`. */
+  readonly dir: string;
+  /** The registry and lock paths. */
+  readonly paths: RegistryPaths;
+  readonly #queue: RequestQueue;
+  readonly #options: PortAllocatorOptions;
+  readonly #now: () => number;
+  readonly #warn: (message: string) => void;
+  #ready: Promise<void> | null = null;
+  #self: Promise<ProcessIdentity | null> | null = null;
+
+  /** @param options Where the registry lives and how long to wait for its lock. */
+  constructor(options: PortAllocatorOptions = {}) {
+    this.#options = options;
+    this.dir = options.dir ?? homeLayout(resolveHome(options.home)).runDir;
+    this.paths = registryPaths(this.dir);
+    this.#queue = new RequestQueue(`${this.paths.registry.replace(/\.json$/, "")}.queue`);
+    this.#now = options.now ?? Date.now;
+    this.#warn = options.onWarning ?? defaultWarning;
+  }
+
+  /**
+   * Leases a free port: `preferred` first, then the range in order. Dead and
+   * expired leases are dropped on the way, so a crashed owner's ports come
+   * back at once.
+   *
+   * @returns The new lease (its `port` is the port to use).
+   * @throws {NoFreePortError} when every port is leased or held by another program.
+   * @throws {PortOwnerNotFoundError} when `ownerPid` names no live process.
+   * @throws {PortRegistryLockTimeoutError} when the registry lock is not granted in time.
+   *
+   * @example
+   * ```ts
+   * const lease = await new PortAllocator().allocate({ range: { start: 20000, end: 20999 } });
+   * console.log(lease.port);
+   * ```
+   */
+  async allocate(options: AllocateOptions = {}): Promise<Lease> {
+    const range = options.range ?? DEFAULT_PORT_RANGE;
+    assertPortRange(range);
+    const preferred = options.preferred;
+    if (preferred !== undefined && !isValidPort(preferred)) {
+      throw new RangeError(`invalid preferred port ${preferred}: expected 1 to 65535`);
+    }
+    const owner = await this.#owner(options.ownerPid);
+    const ttlMs = options.ttlMs ?? (owner ? undefined : DEFAULT_TTL_MS);
+    if (ttlMs !== undefined && !(Number.isFinite(ttlMs) && ttlMs > 0)) {
+      throw new RangeError(`invalid TTL ${ttlMs} ms: expected more than 0`);
+    }
+    const answer = await this.#submit({
+      kind: "allocate",
+      owner,
+      preferred: preferred ?? null,
+      range: { start: range.start, end: range.end },
+      host: options.host ?? DEFAULT_HOST,
+      ttl_ms: ttlMs ?? null,
+      label: options.label ?? null,
+    });
+    if ("lease" in answer) return answer.lease;
+    if ("no_free_port" in answer) {
+      throw new NoFreePortError(answer.no_free_port.range, answer.no_free_port.usage);
+    }
+    throw new Error(`unexpected answer to an allocation: ${JSON.stringify(answer)}`);
+  }
+
+  /**
+   * Drops the lease on `port`: whoever holds it, or only when `ownerPid`
+   * holds it (so a process never drops a lease that was re-issued to
+   * someone else after its own was released).
+   *
+   * @returns `true` when a lease was dropped, `false` when there was none to drop.
+   *
+   * @example
+   * ```ts
+   * await new PortAllocator().release(10000);
+   * ```
+   */
+  async release(port: number, options: ReleaseOptions = {}): Promise<boolean> {
+    if (!isValidPort(port)) throw new RangeError(`invalid port ${port}: expected 1 to 65535`);
+    const answer = await this.#submit({
+      kind: "release",
+      port,
+      owner_pid: options.ownerPid ?? null,
+    });
+    if ("released" in answer) return answer.released;
+    throw new Error(`unexpected answer to a release: ${JSON.stringify(answer)}`);
+  }
+
+  /**
+   * Every lease in the registry with its current state (dead and expired
+   * ones included: nothing is dropped).
+   *
+   * @example
+   * ```ts
+   * for (const lease of await new PortAllocator().list()) {
+   *   console.log(lease.port, lease.owner?.pid ?? "ttl", lease.alive);
+   * }
+   * ```
+   */
+  async list(): Promise<LeaseInfo[]> {
+    await this.#ensureDirs();
+    return await withFileLock(this.paths.lock, async () => {
+      const now = this.#now();
+      const data = this.#read();
+      const owners = new OwnerCheck();
+      await owners.load(data.leases.map((lease) => lease.owner));
+      return data.leases.map((lease) => {
+        const ownerAlive = lease.owner ? owners.alive(lease.owner) : null;
+        const expired = isExpired(lease, now);
+        const alive = ownerAlive !== false && !expired;
+        return { ...publicLease(lease), owner_alive: ownerAlive, expired, alive };
+      }).sort((a, b) => a.port - b.port);
+    }, { timeoutMs: this.#lockTimeout() });
+  }
+
+  /**
+   * Creates the registry directory and, if the socket census shared in the
+   * registry is out of date, reads the kernel's socket tables now, so that
+   * the next allocation need not (a census costs a few milliseconds; it is
+   * reused until a TCP connection opens or a socket appears or goes). Optional:
+   * allocations do the same when they must; latency-sensitive programs call
+   * it at start-up.
+   *
+   * @example
+   * ```ts
+   * const allocator = new PortAllocator();
+   * await allocator.prepare();
+   * ```
+   */
+  async prepare(): Promise<void> {
+    await this.#ensureDirs();
+    const sync = await withFileLock(this.paths.lock, async () => {
+      const data = this.#read();
+      const state: TransactionState = { now: this.#now(), dirty: false, pruned: [] };
+      await new CensusView(data, state).busy([DEFAULT_PORT_RANGE]);
+      return state.dirty ? writeRegistry(this.paths.registry, data) : null;
+    }, { timeoutMs: this.#lockTimeout() });
+    sync?.();
+  }
+
+  /**
+   * Drops every lease whose owner has exited or whose TTL has run out
+   * (allocations do this too, as they go).
+   *
+   * @returns The leases dropped.
+   *
+   * @example
+   * ```ts
+   * const dropped = await new PortAllocator().gc();
+   * console.log(`dropped ${dropped.length} stale leases`);
+   * ```
+   */
+  async gc(): Promise<Lease[]> {
+    await this.#ensureDirs();
+    const { state, sync } = await withFileLock(
+      this.paths.lock,
+      () => this.#commit(null),
+      { timeoutMs: this.#lockTimeout() },
+    );
+    sync?.();
+    return state.pruned.map(publicLease);
+  }
+
+  /**
+   * Hands the lease on `port` to another process (`port exec` gives it to its
+   * child, so that the lease outlives courier if courier is killed).
+   *
+   * @returns The updated lease, or `null` when `port` is not leased.
+   * @throws {PortOwnerNotFoundError} when `ownerPid` names no live process.
+   */
+  async transfer(port: number, ownerPid: number): Promise<Lease | null> {
+    const owner = await this.#owner(ownerPid);
+    await this.#ensureDirs();
+    const { value, sync } = await withFileLock(
+      this.paths.lock,
+      () =>
+        this.#commit(null, (data, state) => {
+          const lease = data.leases.find((l) => l.port === port);
+          if (!lease) return null;
+          lease.owner = owner;
+          state.dirty = true;
+          return publicLease(lease);
+        }),
+      { timeoutMs: this.#lockTimeout() },
+    );
+    sync?.();
+    return value ?? null;
+  }
+
+  #lockTimeout(): number {
+    return this.#options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+  }
+
+  #read(): RegistryData {
+    return readRegistry(this.paths.registry, { onWarning: this.#warn, now: this.#now });
+  }
+
+  /** The identity of the owner asked for (`undefined`: this process; `null`: none). */
+  async #owner(ownerPid: number | null | undefined): Promise<ProcessIdentity | null> {
+    if (ownerPid === null) return null;
+    if (ownerPid === undefined || ownerPid === Deno.pid) return await this.#selfIdentity();
+    if (!Number.isInteger(ownerPid) || ownerPid <= 0) throw new PortOwnerNotFoundError(ownerPid);
+    const identity = await readProcessIdentity(ownerPid);
+    if (!identity) throw new PortOwnerNotFoundError(ownerPid);
+    return identity;
+  }
+
+  async #selfIdentity(): Promise<ProcessIdentity> {
+    this.#self ??= readProcessIdentity(Deno.pid);
+    const self = await this.#self;
+    if (!self) throw new PortOwnerNotFoundError(Deno.pid);
+    return self;
+  }
+
+  /** Creates the registry directory (once per allocator). */
+  async #ensureDirs(): Promise<void> {
+    this.#ready ??= (async () => {
+      if (this.#options.dir !== undefined) {
+        await Deno.mkdir(this.dir, { recursive: true, mode: 0o700 });
+      } else {
+        await ensureHome(homeLayout(resolveHome(this.#options.home)));
+      }
+      await this.#queue.prepare();
+      openLockFile(this.paths.lock).close(); // create it: waiters open it read-only
+    })();
+    try {
+      await this.#ready;
+    } catch (error) {
+      this.#ready = null;
+      throw error;
+    }
+  }
+
+  /**
+   * Queues an operation, waits for the lock, and returns its answer: left
+   * by an earlier lock holder that served it, or served now by this process
+   * together with everything else queued.
+   */
+  async #submit(op: AllocateOp | ReleaseOp): Promise<Answer> {
+    await this.#ensureDirs();
+    const request: QueuedRequest = {
+      id: newRequestId(Date.now()),
+      requester: await this.#selfIdentity(),
+      netns: currentNetns(),
+      op,
+    };
+    let posted = false;
+    try {
+      this.#queue.post(request);
+      posted = true;
+    } catch {
+      // The queue is an optimisation: serve this request directly.
+    }
+    const path = this.paths.lock;
+    const timeoutMs = this.#lockTimeout();
+    const deadline = performance.now() + timeoutMs;
+    // Watch before the first look, so that a holder finishing in between still wakes us.
+    const watch = posted ? HolderWatch.open(path) : null;
+    // Read-only: closing it wakes nobody. Holders announce themselves with `beacon`.
+    const file = Deno.openSync(path, { read: true });
+    let beacon: Deno.FsFile | null = null;
+    let sync: (() => void) | null = null;
+    try {
+      while (true) {
+        // Whoever held the lock since we queued may have served us.
+        const answer = posted ? this.#queue.takeAnswer(request.id) : null;
+        if (answer) return answer;
+        if (file.tryLockSync(true)) break;
+        if (!watch) {
+          await acquireLock(file, { path, exclusive: true, deadline, timeoutMs });
+          break;
+        }
+        const left = deadline - performance.now();
+        if (left <= 0) throw await lockTimeoutError(path, timeoutMs);
+        await watch.wait(Math.min(left, HOLDER_WATCH_BACKSTOP_MS));
+      }
+      // We hold the lock. Closing this write handle after letting go (or
+      // dying) is what wakes the waiters.
+      beacon = Deno.openSync(path, { write: true });
+      const answered = posted ? this.#queue.takeAnswer(request.id) : null;
+      if (answered) return answered;
+      const commit = await this.#commit(request);
+      sync = commit.sync;
+      const answer = commit.answers.get(request.id);
+      if (!answer) throw new Error(`request ${request.id} was not served`);
+      return answer;
+    } finally {
+      file.close(); // lets go of the lock…
+      beacon?.close(); // …then wakes the waiters
+      watch?.close();
+      if (posted) this.#queue.withdraw(request.id);
+      sync?.();
+    }
+  }
+
+  /**
+   * The read-modify-write itself (call under the lock): load the registry
+   * (moving a corrupt one aside), drop dead and expired leases, serve every
+   * queued request (and `own`), run `body`, write the registry if anything
+   * changed, then leave answers for the other requesters. The caller runs
+   * `sync` (the registry's fsync) once it has let go of the lock.
+   */
+  async #commit<T>(
+    own: QueuedRequest | null,
+    body?: (data: RegistryData, state: TransactionState) => T,
+  ): Promise<
+    { answers: Map<string, Answer>; state: TransactionState; value?: T; sync: (() => void) | null }
+  > {
+    const now = this.#now();
+    const data = this.#read();
+    const state: TransactionState = { now, dirty: false, pruned: [] };
+    const queue = this.#queue.scan(Date.now());
+    const requests = queue.pending;
+    if (own && !requests.some((r) => r.id === own.id)) requests.push(own);
+
+    const owners = new OwnerCheck();
+    await owners.load([
+      ...data.leases.map((lease) => lease.owner),
+      ...requests.map((r) => r.requester),
+      ...queue.answered.map((r) => r.requester),
+    ]);
+    // Answers never collected because their requester died.
+    for (const r of queue.answered) if (!owners.alive(r.requester)) this.#queue.withdraw(r.id);
+    const kept: Lease[] = [];
+    const leased = new Set<number>();
+    for (const lease of data.leases) {
+      const dead = (lease.owner !== null && !owners.alive(lease.owner)) ||
+        isExpired(lease, now) || leased.has(lease.port);
+      if (dead) {
+        state.pruned.push(lease);
+      } else {
+        kept.push(lease);
+        leased.add(lease.port);
+      }
+    }
+    data.leases = kept;
+    state.dirty ||= state.pruned.length > 0;
+
+    const netns = currentNetns();
+    const answers = new Map<string, Answer>();
+    const served: QueuedRequest[] = [];
+    const seen = new Set<string>();
+    const census = new CensusView(data, state);
+    const serve = async (batch: QueuedRequest[]) => {
+      const fresh = batch.filter((r) => !seen.has(r.id));
+      fresh.forEach((r) => seen.add(r.id));
+      await owners.load(fresh.map((r) => r.requester));
+      for (const request of fresh) {
+        if (request.id !== own?.id) {
+          if (!owners.alive(request.requester)) {
+            this.#queue.withdraw(request.id); // its requester died waiting
+            continue;
+          }
+          if (request.netns !== netns) continue; // ports are probed in the holder's namespace
+        }
+        let busy: Set<number> | null = null;
+        if (request.op.kind === "allocate") {
+          const op = request.op;
+          const preferred = op.preferred;
+          const candidates = preferred === null
+            ? [op.range]
+            : [op.range, { start: preferred, end: preferred }];
+          busy = await census.busy(candidates);
+          // A preferred port that only an older census says is taken may
+          // have been freed since: read the tables again rather than pass it over.
+          if (
+            preferred !== null && !census.fresh && busy?.has(preferred) && !leased.has(preferred) &&
+            probeAddresses(op.host).every((address) => canBind(preferred, address))
+          ) {
+            busy = await census.refresh();
+          }
+        }
+        const answer = request.op.kind === "allocate"
+          ? this.#serveAllocate(request.id, request.op, data, state, leased, busy)
+          : this.#serveRelease(request.op, data, state, leased);
+        answers.set(request.id, answer);
+        served.push(request);
+      }
+    };
+    await serve(requests);
+    // Requests queued while this batch was served join it before the write.
+    if (served.length > 0) await serve(this.#queue.scan(Date.now()).pending);
+    const value = body?.(data, state);
+    const sync = state.dirty ? writeRegistry(this.paths.registry, data) : null;
+    for (const request of served) {
+      if (request.id !== own?.id) this.#queue.answer(request, answers.get(request.id)!);
+    }
+    return { answers, state, value, sync };
+  }
+
+  #serveAllocate(
+    id: string,
+    op: AllocateOp,
+    data: RegistryData,
+    state: TransactionState,
+    leased: Set<number>,
+    busy: Set<number> | null,
+  ): Answer {
+    // Served already by a holder that died before leaving the answer.
+    const earlier = data.leases.find((lease) => lease.request === id);
+    if (earlier) return { lease: publicLease(earlier) };
+    const { range, preferred } = op;
+    const addresses = probeAddresses(op.host);
+    const free = (port: number): boolean =>
+      !leased.has(port) && !busy?.has(port) &&
+      addresses.every((address) => canBind(port, address));
+    let chosen = preferred !== null && free(preferred) ? preferred : null;
+    let leasedInRange = 0;
+    let busyInRange = 0;
+    for (let port = range.start; chosen === null && port <= range.end; port++) {
+      if (leased.has(port)) leasedInRange++;
+      else if (port !== preferred && free(port)) chosen = port;
+      else busyInRange++;
+    }
+    if (chosen === null) {
+      const total = range.end - range.start + 1;
+      return {
+        no_free_port: { range, usage: { total, leased: leasedInRange, busy: busyInRange } },
+      };
+    }
+    const lease: Lease = {
+      port: chosen,
+      owner: op.owner,
+      host: op.host,
+      label: op.label,
+      created_at: new Date(state.now).toISOString(),
+      expires_at: op.ttl_ms !== null ? new Date(state.now + op.ttl_ms).toISOString() : null,
+      request: id,
+    };
+    data.leases.push(lease);
+    leased.add(chosen);
+    state.dirty = true;
+    return { lease: publicLease(lease) };
+  }
+
+  #serveRelease(
+    op: ReleaseOp,
+    data: RegistryData,
+    state: TransactionState,
+    leased: Set<number>,
+  ): Answer {
+    const matches = (lease: Lease) =>
+      lease.port === op.port && (op.owner_pid === null || lease.owner?.pid === op.owner_pid);
+    const before = data.leases.length;
+    data.leases = data.leases.filter((lease) => !matches(lease));
+    const dropped = data.leases.length < before;
+    if (dropped) {
+      leased.delete(op.port);
+      state.dirty = true;
+    }
+    return { released: dropped || state.pruned.some(matches) };
+  }
+}
+
+/**
+ * The kernel's socket census as one registry transaction sees it: the census
+ * shared in the registry while it covers the candidates of each request
+ * (see `censusCovers`), else read afresh, at most once per transaction, and
+ * shared through the registry.
+ */
+class CensusView {
+  readonly #data: RegistryData;
+  readonly #state: TransactionState;
+  #counters: TcpCounters | null | undefined;
+  #ports: Set<number> | null | undefined;
+  #fresh = false;
+
+  constructor(data: RegistryData, state: TransactionState) {
+    this.#data = data;
+    this.#state = state;
+  }
+
+  /** Whether the census was read during this transaction. */
+  get fresh(): boolean {
+    return this.#fresh;
+  }
+
+  /** The ports held by other programs, `null` where the tables cannot be read. */
+  async busy(candidates: PortRange[]): Promise<Set<number> | null> {
+    if (this.#fresh) return this.#ports ?? null;
+    this.#counters ??= readTcpCounters();
+    const now = Date.now();
+    if (!censusCovers(this.#data.sockets, this.#counters, { now, candidates })) {
+      return await this.refresh();
+    }
+    this.#ports ??= new Set(this.#data.sockets.ports);
+    return this.#ports;
+  }
+
+  /** Reads the socket tables now (once per transaction) and shares the result. */
+  async refresh(): Promise<Set<number> | null> {
+    if (this.#fresh) return this.#ports ?? null;
+    // The counters are read before the tables, so a socket the tables miss moves them.
+    this.#counters = readTcpCounters();
+    const census = await takeSocketCensus(this.#counters, { now: Date.now() });
+    this.#data.sockets = this.#counters ? census : null;
+    this.#state.dirty = true;
+    this.#fresh = true;
+    this.#ports = census ? new Set(census.ports) : null;
+    return this.#ports;
+  }
+}
+
+/** Options of {@link allocatePort}: what to lease and where the registry lives. */
+export type AllocatePortOptions = AllocateOptions & PortAllocatorOptions;
+
+/**
+ * Leases a free port and returns it (a one-call {@link PortAllocator.allocate}).
+ * The lease is owned by this process unless `ownerPid` says otherwise, and
+ * ends when the owner exits or {@link releasePort} is called.
+ *
+ * @example
+ * ```ts
+ * const port = await allocatePort({ preferred: 8644, range: { start: 8645, end: 8699 } });
+ * Deno.serve({ port }, () => new Response("hi"));
+ * ```
+ */
+export async function allocatePort(options: AllocatePortOptions = {}): Promise<number> {
+  return (await new PortAllocator(options).allocate(options)).port;
+}
+
+/** Options of {@link releasePort}: whose lease to drop and where the registry lives. */
+export type ReleasePortOptions = ReleaseOptions & PortAllocatorOptions;
+
+/**
+ * Drops the lease on `port` (a one-call {@link PortAllocator.release}).
+ *
+ * @returns `true` when there was a lease.
+ *
+ * @example
+ * ```ts
+ * // Drop it only if this process still holds it:
+ * await releasePort(10000, { ownerPid: Deno.pid });
+ * ```
+ */
+export async function releasePort(
+  port: number,
+  options: ReleasePortOptions = {},
+): Promise<boolean> {
+  return await new PortAllocator(options).release(port, options);
+}

@@ -1,0 +1,24 @@
+/**
+ * Port leases: a cross-process port allocator. Leases live in
+ * `<home>/run/ports.json`, guarded by an exclusive lock on
+ * `<home>/run/ports.lock` held only for each read-modify-write; a lease lives
+ * while its owner process does (and, with a TTL, until it expires).
+ *
+ * @example
+ * ```ts
+ * import { allocatePort, releasePort } from "./mod.ts";
+ * const port = await allocatePort({ range: { start: 20000, end: 20999 } });
+ * // … run something on `port` …
+ * await releasePort(port);
+ * ```
+ *
+ * @module
+ */
+export * from "./allocator.ts";
+export * from "./errors.ts";
+export * from "./exec.ts";
+export * from "./file_lock.ts";
+export * from "./queue.ts";
+export * from "./range.ts";
+export * from "./registry.ts";
+export * from "./socket_census.ts";

@@ -1,0 +1,214 @@
+import { join } from "node:path";
+import type { ProcessIdentity } from "../proc/mod.ts";
+import type { PortRangeUsage } from "./errors.ts";
+import type { PortRange } from "./range.ts";
+import type { Lease } from "./registry.ts";
+
+/** A lease asked for through the queue. */
+export interface AllocateOp {
+  /** The operation. */
+  kind: "allocate";
+  /** Who will hold the lease (`null`: its TTL alone). */
+  owner: ProcessIdentity | null;
+  /** Port to try first. */
+  preferred: number | null;
+  /** Ports to choose from. */
+  range: PortRange;
+  /** Host to probe. */
+  host: string;
+  /** Time to live in milliseconds, `null` for none. */
+  ttl_ms: number | null;
+  /** Free text. */
+  label: string | null;
+}
+
+/** A release asked for through the queue. */
+export interface ReleaseOp {
+  /** The operation. */
+  kind: "release";
+  /** The port to release. */
+  port: number;
+  /** Release only if this PID owns the lease (`null`: whoever does). */
+  owner_pid: number | null;
+}
+
+/** A request waiting in the queue for whoever holds the registry lock next. */
+export interface QueuedRequest {
+  /** Sortable unique id: `<ms since epoch, 13 digits>-<pid>-<sequence>`. */
+  id: string;
+  /** The process that asked (a dead requester's request is discarded). */
+  requester: ProcessIdentity;
+  /** The requester's network namespace: only a holder in the same one may probe ports for it. */
+  netns: string | null;
+  /** What it asks for. */
+  op: AllocateOp | ReleaseOp;
+}
+
+/** What the lock holder answered. */
+export type Answer =
+  | { lease: Lease }
+  | { no_free_port: { range: PortRange; usage: PortRangeUsage } }
+  | { released: boolean };
+
+/** A request file's content: the request, and once served its answer. */
+interface RequestFile extends QueuedRequest {
+  answer?: Answer;
+}
+
+const SUFFIX = ".req";
+
+/** Request files left by requesters that died mid-write are removed after 60 s. */
+const GARBAGE_MS = 60_000;
+
+let sequence = 0;
+let netnsCache: string | null | undefined;
+
+/** This process's network namespace (`net:[4026531840]`), or `null` where it cannot be told. */
+export function currentNetns(): string | null {
+  if (netnsCache === undefined) {
+    try {
+      netnsCache = Deno.readLinkSync("/proc/self/ns/net");
+    } catch {
+      netnsCache = null;
+    }
+  }
+  return netnsCache;
+}
+
+/** A new request id, sortable by creation time. */
+export function newRequestId(now: number): string {
+  return `${String(Math.floor(now)).padStart(13, "0")}-${Deno.pid}-${++sequence}`;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function parseRequestFile(text: string): RequestFile | null {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!isRecord(raw) || typeof raw.id !== "string" || !isRecord(raw.requester)) return null;
+  if (!isRecord(raw.op) || (raw.op.kind !== "allocate" && raw.op.kind !== "release")) return null;
+  const requester = raw.requester;
+  if (typeof requester.pid !== "number" || typeof requester.startTime !== "string") return null;
+  if (raw.answer !== undefined && !isRecord(raw.answer)) return null;
+  return raw as unknown as RequestFile;
+}
+
+/** What {@link RequestQueue.scan} found. */
+export interface QueueScan {
+  /** Requests not answered yet, oldest first. */
+  pending: QueuedRequest[];
+  /** Requests answered but not collected yet (their requester may have died). */
+  answered: QueuedRequest[];
+}
+
+/**
+ * Requests waiting for the registry lock: group commit across processes.
+ *
+ * Each allocation or release first drops its request into `ports.queue/`
+ * and then waits for the lock. Whoever gets the lock exclusively serves
+ * every request queued by then in one read-modify-write of the registry
+ * (one read, one fsynced write) and writes each answer into its request
+ * file; the waiters, woken together on a shared lock when the holder lets
+ * go, read their answers in parallel and leave. Under contention, N queued
+ * operations cost one registry write instead of N, and no answered waiter
+ * queues behind another.
+ *
+ * Request files are read only under the lock; one being written when the
+ * holder looks is skipped (its requester serves itself if need be).
+ */
+export class RequestQueue {
+  /** The queue directory. */
+  readonly dir: string;
+
+  /** @param dir The queue directory (`<run>/ports.queue`). */
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  /** Creates the queue directory if needed. */
+  async prepare(): Promise<void> {
+    await Deno.mkdir(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  #path(id: string): string {
+    return join(this.dir, id + SUFFIX);
+  }
+
+  /** Queues `request` (a new file, written in one call). */
+  post(request: QueuedRequest): void {
+    Deno.writeTextFileSync(this.#path(request.id), JSON.stringify(request), {
+      createNew: true,
+      mode: 0o600,
+    });
+  }
+
+  /**
+   * The answer to request `id`, if a lock holder left one. Read it once the
+   * holder let go of the lock: a file being rewritten reads as no answer.
+   */
+  takeAnswer(id: string): Answer | null {
+    try {
+      return parseRequestFile(Deno.readTextFileSync(this.#path(id)))?.answer ?? null;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Writes the answer into the request's file (call under the exclusive
+   * lock, after the registry is written). A withdrawn request stays gone.
+   */
+  answer(request: QueuedRequest, answer: Answer): void {
+    const file: RequestFile = { ...request, answer };
+    try {
+      Deno.writeTextFileSync(this.#path(request.id), JSON.stringify(file), { create: false });
+    } catch {
+      // withdrawn meanwhile (its requester gave up): nothing to answer
+    }
+  }
+
+  /** Removes request `id` (safe outside the lock). */
+  withdraw(id: string): void {
+    try {
+      Deno.removeSync(this.#path(id));
+    } catch {
+      // never written, or already gone
+    }
+  }
+
+  /** The queued requests, answered or not (call under the exclusive lock). */
+  scan(now: number): QueueScan {
+    const ids: string[] = [];
+    try {
+      for (const entry of Deno.readDirSync(this.dir)) {
+        if (entry.name.endsWith(SUFFIX)) ids.push(entry.name.slice(0, -SUFFIX.length));
+      }
+    } catch {
+      return { pending: [], answered: [] };
+    }
+    const result: QueueScan = { pending: [], answered: [] };
+    for (const id of ids.sort()) {
+      let text: string;
+      try {
+        text = Deno.readTextFileSync(this.#path(id));
+      } catch {
+        continue; // withdrawn meanwhile
+      }
+      const file = parseRequestFile(text);
+      if (!file || file.id !== id) {
+        // Being written right now, or left half-written by a requester that died.
+        if (!(now - Number(id.split("-")[0]) < GARBAGE_MS)) this.withdraw(id);
+        continue;
+      }
+      const { answer, ...request } = file;
+      (answer ? result.answered : result.pending).push(request);
+    }
+    return result;
+  }
+}

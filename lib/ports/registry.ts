@@ -1,0 +1,266 @@
+import { basename, dirname, join } from "node:path";
+import type { ProcessIdentity } from "../proc/mod.ts";
+import { PortRegistryError } from "./errors.ts";
+import { isValidPort } from "./range.ts";
+import type { SocketCensus } from "./socket_census.ts";
+
+/** One port lease, as recorded in `ports.json`. */
+export interface Lease {
+  /** The leased port. */
+  port: number;
+  /**
+   * The process that holds it (PID, start time and boot, so a reused PID is
+   * not the owner), or `null` for a lease held by its TTL alone.
+   */
+  owner: ProcessIdentity | null;
+  /** The host the port was probed on (`127.0.0.1`, `0.0.0.0`…). */
+  host: string;
+  /** Free text to tell leases apart (`courier daemon`, the `port exec` command). */
+  label: string | null;
+  /** When it was leased (ISO 8601). */
+  created_at: string;
+  /** When it expires (ISO 8601), or `null` for no TTL. */
+  expires_at: string | null;
+  /** Internal: the queued request that created it (absent from leases handed to callers). */
+  request?: string;
+}
+
+/** The content of `ports.json`. */
+export interface RegistryData {
+  /** Format version: 1. */
+  version: 1;
+  /** The leases, sorted by port. */
+  leases: Lease[];
+  /** The last socket-table census shared between allocations (see `SocketCensus`). */
+  sockets?: SocketCensus | null;
+}
+
+/** The format version this courier writes. */
+export const REGISTRY_VERSION = 1;
+
+/** The paths of a port registry kept in `dir` (`<home>/run` for a courier home). */
+export interface RegistryPaths {
+  /** `ports.json`: the leases. */
+  registry: string;
+  /** `ports.lock`: guards each read-modify-write of the registry; never deleted. */
+  lock: string;
+}
+
+/** The registry and lock paths inside `dir`. */
+export function registryPaths(dir: string): RegistryPaths {
+  return { registry: join(dir, "ports.json"), lock: join(dir, "ports.lock") };
+}
+
+/** An empty registry. */
+export function emptyRegistry(): RegistryData {
+  return { version: REGISTRY_VERSION, leases: [] };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** A cheap shape check (every lease is checked on every read; `Date.parse` is not cheap). */
+function isIso(value: unknown): value is string {
+  return typeof value === "string" && /^\d{4}-\d\d-\d\dT/.test(value);
+}
+
+function parseOwner(value: unknown): ProcessIdentity | null | undefined {
+  if (value === null) return null;
+  if (!isRecord(value)) return undefined;
+  const { pid, startTime, bootId } = value;
+  if (!Number.isInteger(pid) || (pid as number) <= 0 || typeof startTime !== "string") {
+    return undefined;
+  }
+  if (bootId !== undefined && typeof bootId !== "string") return undefined;
+  const owner: ProcessIdentity = { pid: pid as number, startTime };
+  if (bootId !== undefined) owner.bootId = bootId;
+  return owner;
+}
+
+/** Validates one lease record; `null` when it is malformed. */
+export function parseLease(value: unknown): Lease | null {
+  if (!isRecord(value)) return null;
+  const port = value.port;
+  if (typeof port !== "number" || !isValidPort(port)) return null;
+  const owner = parseOwner(value.owner);
+  if (owner === undefined) return null;
+  const host = value.host;
+  const label = value.label ?? null;
+  if (typeof host !== "string" || (label !== null && typeof label !== "string")) return null;
+  if (!isIso(value.created_at)) return null;
+  const expires = value.expires_at ?? null;
+  if (expires !== null && !isIso(expires)) return null;
+  const lease: Lease = {
+    port,
+    owner,
+    host,
+    label,
+    created_at: value.created_at,
+    expires_at: expires,
+  };
+  if (typeof value.request === "string") lease.request = value.request;
+  return lease;
+}
+
+function parseCensus(value: unknown): SocketCensus | null {
+  if (!isRecord(value)) return null;
+  const { netns, passive_opens, active_opens, taken_at, ports } = value;
+  if (
+    typeof netns !== "string" || typeof passive_opens !== "number" ||
+    typeof active_opens !== "number" || typeof taken_at !== "number" || !Array.isArray(ports) ||
+    !ports.every((p) => typeof p === "number")
+  ) {
+    return null;
+  }
+  return { netns, passive_opens, active_opens, taken_at, ports };
+}
+
+/** Result of {@link parseRegistry}. */
+export type ParsedRegistry =
+  | { ok: true; data: RegistryData; dropped: number }
+  | { ok: false; reason: string };
+
+/**
+ * Parses the text of `ports.json`. Malformed lease records are dropped (and
+ * counted); text that is not JSON or not a registry at all is reported as
+ * `ok: false` so the caller can move the file aside.
+ *
+ * @throws {PortRegistryError} when the registry was written by a newer courier.
+ */
+export function parseRegistry(text: string, path: string): ParsedRegistry {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    return { ok: false, reason: error instanceof Error ? error.message : String(error) };
+  }
+  if (!isRecord(raw) || !Array.isArray(raw.leases)) {
+    return { ok: false, reason: "not a port registry (no leases list)" };
+  }
+  const version = raw.version ?? REGISTRY_VERSION;
+  if (typeof version !== "number") return { ok: false, reason: "bad version field" };
+  if (version > REGISTRY_VERSION) {
+    throw new PortRegistryError(
+      path,
+      `format version ${version} was written by a newer courier; upgrade courier to use it`,
+    );
+  }
+  const leases: Lease[] = [];
+  let dropped = 0;
+  for (const item of raw.leases) {
+    const lease = parseLease(item);
+    if (lease) leases.push(lease);
+    else dropped++;
+  }
+  return {
+    ok: true,
+    data: { version: REGISTRY_VERSION, leases, sockets: parseCensus(raw.sockets) },
+    dropped,
+  };
+}
+
+/**
+ * Serialises a registry as JSON with one lease per line: readable with
+ * `cat`, diffable, and a fraction of the size of fully indented JSON (which
+ * matters: every allocation reads and writes it under the lock).
+ */
+export function formatRegistry(data: RegistryData): string {
+  const leases = [...data.leases].sort((a, b) => a.port - b.port);
+  const lines = [`{"version":${REGISTRY_VERSION},"leases":[`];
+  leases.forEach((lease, i) => {
+    lines.push(`  ${JSON.stringify(lease)}${i < leases.length - 1 ? "," : ""}`);
+  });
+  lines.push(`],"sockets":${JSON.stringify(data.sockets ?? null)}}`);
+  return lines.join("\n") + "\n";
+}
+
+/** Options of {@link readRegistry}. */
+export interface ReadRegistryOptions {
+  /** Receives warnings (a corrupt registry moved aside, malformed leases dropped). */
+  onWarning: (message: string) => void;
+  /** The clock, for the name of a moved-aside file. */
+  now?: () => number;
+}
+
+/**
+ * Reads the registry at `path` (call it under the registry lock). A missing
+ * file is an empty registry. A file that does not parse is renamed to
+ * `<path>.corrupt-<timestamp>` (kept for inspection), a warning is given,
+ * and an empty registry is returned, so allocation goes on.
+ *
+ * Synchronous on purpose, like {@link writeRegistry}: the registry is small
+ * and local, and every asynchronous file operation costs a thread hand-off
+ * while the lock is held and other processes queue for it.
+ */
+export function readRegistry(path: string, options: ReadRegistryOptions): RegistryData {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return emptyRegistry();
+    throw error;
+  }
+  const parsed = parseRegistry(text, path);
+  if (parsed.ok) {
+    if (parsed.dropped > 0) {
+      options.onWarning(
+        `port registry ${path}: dropped ${parsed.dropped} malformed lease record(s)`,
+      );
+    }
+    return parsed.data;
+  }
+  const stamp = new Date(options.now?.() ?? Date.now()).toISOString().replace(/[:.]/g, "-");
+  const aside = `${path}.corrupt-${stamp}`;
+  Deno.renameSync(path, aside);
+  options.onWarning(
+    `port registry ${path} could not be read (${parsed.reason}); ` +
+      `moved it to ${aside} and started a new one. Leases recorded only there are forgotten; ` +
+      `ports still in use stay protected by the bind and socket-table checks.`,
+  );
+  return emptyRegistry();
+}
+
+let tempCounter = 0;
+
+/**
+ * Writes the registry crash-safely (call it under the registry lock): the
+ * new content goes to a temporary file beside it, which is renamed over it,
+ * so a reader or a crashed writer leaves the old or the new registry, never
+ * a mix. Returns the function that fsyncs it: call it once the lock is let
+ * go.
+ *
+ * Why fsync after letting go: the fsync only matters if the machine itself
+ * goes down, and then every lease owner goes down with it (a reboot changes
+ * the boot ID; TTL leases soon expire), while under the lock it would make
+ * every waiting process sit out the disk's slowest flushes (tens of
+ * milliseconds when other programs write heavily). Should the machine crash
+ * between the rename and the fsync, the worst case is a registry that does
+ * not parse, which the next reader moves aside and replaces. The directory
+ * is not fsynced for the same reason.
+ */
+export function writeRegistry(path: string, data: RegistryData): () => void {
+  const bytes = new TextEncoder().encode(formatRegistry(data));
+  const tmp = join(dirname(path), `.${basename(path)}.${Deno.pid}.${++tempCounter}.tmp`);
+  const file = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o600 });
+  try {
+    let written = 0;
+    while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
+    Deno.renameSync(tmp, path);
+  } catch (error) {
+    file.close();
+    try {
+      Deno.removeSync(tmp);
+    } catch {
+      // renamed or never written
+    }
+    throw error;
+  }
+  return () => {
+    try {
+      file.syncDataSync();
+    } finally {
+      file.close();
+    }
+  };
+}

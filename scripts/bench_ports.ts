@@ -1,0 +1,343 @@
+/**
+ * Contention benchmark for port leases, on the workload of the seed's
+ * benchmark (`../shared/peers/aidb_bench.py`): P worker processes start
+ * together; each leases M ports from [START, START+SIZE) one by one, holding
+ * every lease; once all hold theirs, each releases them all. Prints one JSON
+ * line with the peer's fields:
+ *
+ *   {"impl":"courier","procs":P,"per_proc":M,"wall_s":…,"ops_per_s":…,
+ *    "alloc_p50_ms":…,"alloc_p99_ms":…,"duplicates":N,"errors":N}
+ *
+ * `duplicates` counts ports held by two workers at once (must be 0).
+ * `wall_s` runs from the start barrier to the last release: Deno cannot
+ * fork, so worker start-up (~0.1 s per process) is left out, while the
+ * peer's forked workers start in a few milliseconds inside its wall time.
+ *
+ * Usage:
+ *   deno run -A scripts/bench_ports.ts [--procs 8] [--per-proc 25] [--start 20000] [--size 2000] [--dir DIR]
+ *   deno run -A scripts/bench_ports.ts --compare   # seed and courier at 8x25 and 32x10, with ratios
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { PortAllocator } from "../lib/ports/mod.ts";
+import { PERMISSION_FLAGS } from "../lib/proc/mod.ts";
+
+/** One benchmark result, as the peer prints it. */
+export interface BenchResult {
+  /** `courier` or `aidb-seed`. */
+  impl: string;
+  /** Worker processes. */
+  procs: number;
+  /** Leases per worker. */
+  per_proc: number;
+  /** Seconds from the start barrier to the last release. */
+  wall_s: number;
+  /** Allocations plus releases per second of wall time. */
+  ops_per_s: number;
+  /** Median allocation latency. */
+  alloc_p50_ms: number;
+  /** 99th percentile allocation latency (the peer's index: `int(0.99 * n)`). */
+  alloc_p99_ms: number;
+  /** Ports held by two workers at once. */
+  duplicates: number;
+  /** Allocations that failed. */
+  errors: number;
+}
+
+/** What one benchmark run does. */
+export interface BenchConfig {
+  /** Worker processes. */
+  procs: number;
+  /** Leases per worker. */
+  perProc: number;
+  /** First port of the range. */
+  start: number;
+  /** Ports in the range. */
+  size: number;
+  /** Registry directory (a fresh temporary one when absent). */
+  dir?: string;
+}
+
+interface WorkerReport {
+  ports: number[];
+  lat: number[];
+  errors: number;
+  firstError?: string;
+}
+
+const SCRIPT = fileURLToPath(import.meta.url);
+
+/** Reads `\n`-terminated lines from a byte stream. */
+async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let buffer = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buffer += chunk;
+    let newline;
+    while ((newline = buffer.indexOf("\n")) >= 0) {
+      yield buffer.slice(0, newline);
+      buffer = buffer.slice(newline + 1);
+    }
+  }
+  if (buffer) yield buffer;
+}
+
+async function worker(config: BenchConfig): Promise<void> {
+  const allocator = new PortAllocator({ dir: config.dir });
+  const range = { start: config.start, end: config.start + config.size - 1 };
+  const input = lines(Deno.stdin.readable);
+  const say = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
+  const report: WorkerReport = { ports: [], lat: [], errors: 0 };
+  // Set-up before the barrier, as the peer's workers build their allocator:
+  // create the registry directory and make sure the shared socket census is current.
+  await allocator.prepare();
+  say("ready");
+  if ((await input.next()).value !== "go") return;
+  for (let i = 0; i < config.perProc; i++) {
+    const t = performance.now();
+    try {
+      report.ports.push((await allocator.allocate({ range })).port);
+    } catch (error) {
+      report.errors++;
+      report.firstError ??= error instanceof Error ? error.message : String(error);
+    }
+    report.lat.push(performance.now() - t);
+  }
+  say("held"); // everyone holds all their leases here
+  if ((await input.next()).value !== "release") return;
+  for (const port of report.ports) await allocator.release(port);
+  say(JSON.stringify(report));
+}
+
+function quantile(sorted: number[], f: number): number {
+  if (sorted.length === 0) return 0;
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(f * sorted.length))] * 100) / 100;
+}
+
+/** Runs courier's side of the benchmark and returns its result line. */
+export async function runCourierBench(config: BenchConfig): Promise<BenchResult> {
+  const dir = config.dir ?? await Deno.makeTempDir({ prefix: "courier-bench-" });
+  const workers = Array.from({ length: config.procs }, () => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--quiet",
+        "--no-prompt",
+        ...PERMISSION_FLAGS,
+        SCRIPT,
+        "--worker",
+        "--dir",
+        dir,
+        "--per-proc",
+        String(config.perProc),
+        "--start",
+        String(config.start),
+        "--size",
+        String(config.size),
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    return { child, out: lines(child.stdout), writer: child.stdin.getWriter() };
+  });
+  const expect = async (word: string) => {
+    for (const w of workers) {
+      const line = (await w.out.next()).value;
+      if (line !== word) throw new Error(`worker ${w.child.pid} said ${line}, expected ${word}`);
+    }
+  };
+  const send = async (word: string) => {
+    await Promise.all(workers.map((w) => w.writer.write(new TextEncoder().encode(word + "\n"))));
+  };
+  try {
+    await expect("ready");
+    const t0 = performance.now();
+    await send("go");
+    await expect("held");
+    await send("release");
+    const reports: WorkerReport[] = [];
+    for (const w of workers) reports.push(JSON.parse((await w.out.next()).value as string));
+    const wall = (performance.now() - t0) / 1000;
+    const ports = reports.flatMap((r) => r.ports);
+    const lat = reports.flatMap((r) => r.lat).sort((a, b) => a - b);
+    const firstError = reports.find((r) => r.firstError)?.firstError;
+    if (firstError) console.error(`courier bench: first allocation error: ${firstError}`);
+    return {
+      impl: "courier",
+      procs: config.procs,
+      per_proc: config.perProc,
+      wall_s: Math.round(wall * 1000) / 1000,
+      ops_per_s: Math.round((2 * ports.length / wall) * 10) / 10,
+      alloc_p50_ms: quantile(lat, 0.5),
+      alloc_p99_ms: quantile(lat, 0.99),
+      duplicates: ports.length - new Set(ports).size,
+      errors: reports.reduce((sum, r) => sum + r.errors, 0),
+    };
+  } finally {
+    for (const w of workers) {
+      await w.writer.close().catch(() => {});
+      await w.child.status;
+    }
+    if (!config.dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Where the seed's benchmark lives: `../shared/peers/aidb_bench.py` beside the repository. */
+export function peerBenchPath(): string {
+  return join(dirname(dirname(SCRIPT)), "..", "shared", "peers", "aidb_bench.py");
+}
+
+/**
+ * Runs the seed's benchmark (`python3 aidb_bench.py`) on the same workload,
+ * or returns a reason it cannot be run.
+ */
+export async function runPeerBench(config: BenchConfig): Promise<BenchResult | string> {
+  const path = peerBenchPath();
+  try {
+    await Deno.stat(path);
+  } catch {
+    return `seed benchmark not found at ${path}`;
+  }
+  const dir = config.dir ?? await Deno.makeTempDir({ prefix: "aidb-bench-" });
+  try {
+    const output = await new Deno.Command("python3", {
+      args: [
+        path,
+        "--procs",
+        String(config.procs),
+        "--per-proc",
+        String(config.perProc),
+        "--start",
+        String(config.start),
+        "--size",
+        String(config.size),
+        "--dir",
+        dir,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(output.stdout).trim().split("\n").at(-1) ?? "";
+    if (!output.success) {
+      const err = new TextDecoder().decode(output.stderr).trim().split("\n").at(-1);
+      return `seed benchmark failed (exit ${output.code}): ${err}`;
+    }
+    return JSON.parse(text) as BenchResult;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      return "python3 not found: cannot run the seed benchmark";
+    }
+    return `seed benchmark failed: ${error instanceof Error ? error.message : String(error)}`;
+  } finally {
+    if (!config.dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+function ratio(a: number, b: number): string {
+  return b > 0 ? `${(a / b).toFixed(1)}x` : "n/a";
+}
+
+async function compare(base: BenchConfig): Promise<number> {
+  const workloads = [{ procs: 8, perProc: 25 }, { procs: 32, perProc: 10 }];
+  const rows: [string, BenchResult][] = [];
+  let peerMissing: string | null = null;
+  let ok = true;
+  for (const w of workloads) {
+    const config = { ...base, ...w };
+    if (!peerMissing) {
+      const peer = await runPeerBench(config);
+      if (typeof peer === "string") {
+        peerMissing = peer;
+        console.error(`${peer}; running courier only.`);
+      } else {
+        console.log(JSON.stringify(peer));
+        rows.push([`${w.procs}x${w.perProc}`, peer]);
+      }
+    }
+    const ours = await runCourierBench(config);
+    console.log(JSON.stringify(ours));
+    rows.push([`${w.procs}x${w.perProc}`, ours]);
+    ok &&= ours.duplicates === 0 && ours.errors === 0;
+  }
+  console.log("");
+  const header = ["workload", "impl", "p50 ms", "p99 ms", "ops/s", "wall s", "dup", "err"];
+  const table = [
+    header,
+    ...rows.map(([name, r]) => [
+      name,
+      r.impl,
+      String(r.alloc_p50_ms),
+      String(r.alloc_p99_ms),
+      String(r.ops_per_s),
+      String(r.wall_s),
+      String(r.duplicates),
+      String(r.errors),
+    ]),
+  ];
+  const widths = header.map((_, i) => Math.max(...table.map((row) => row[i].length)));
+  for (const row of table) console.log(row.map((cell, i) => cell.padEnd(widths[i])).join("  "));
+  console.log("");
+  for (const w of workloads) {
+    const name = `${w.procs}x${w.perProc}`;
+    const seed = rows.find(([n, r]) => n === name && r.impl !== "courier")?.[1];
+    const ours = rows.find(([n, r]) => n === name && r.impl === "courier")?.[1];
+    if (!seed || !ours) continue;
+    console.log(
+      `${name}: p99 ${ratio(seed.alloc_p99_ms, ours.alloc_p99_ms)} lower than the seed's, ` +
+        `throughput ${ratio(ours.ops_per_s, seed.ops_per_s)} the seed's`,
+    );
+  }
+  if (peerMissing) console.log(`(no seed comparison: ${peerMissing})`);
+  return ok ? 0 : 1;
+}
+
+async function cli(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      procs: { type: "string", default: "8" },
+      "per-proc": { type: "string", default: "25" },
+      start: { type: "string", default: "20000" },
+      size: { type: "string", default: "2000" },
+      dir: { type: "string" },
+      worker: { type: "boolean" },
+      compare: { type: "boolean" },
+    },
+    strict: true,
+  });
+  const number = (name: string, value: string, min: number, max: number): number => {
+    const n = /^\d+$/.test(value) ? Number(value) : NaN;
+    if (!(n >= min && n <= max)) {
+      throw new Error(`--${name} must be a whole number from ${min} to ${max}`);
+    }
+    return n;
+  };
+  const config: BenchConfig = {
+    procs: number("procs", values.procs, 1, 1024),
+    perProc: number("per-proc", values["per-proc"], 1, 65535),
+    start: number("start", values.start, 1, 65535),
+    size: number("size", values.size, 1, 65535),
+    dir: values.dir,
+  };
+  if (config.start + config.size - 1 > 65535) throw new Error("--start + --size goes past 65535");
+  if (values.worker) {
+    await worker(config);
+    return 0;
+  }
+  if (values.compare) return await compare(config);
+  const result = await runCourierBench(config);
+  console.log(JSON.stringify(result));
+  return result.duplicates === 0 && result.errors === 0 ? 0 : 1;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await cli(Deno.args));
+  } catch (error) {
+    console.error(`bench_ports: ${error instanceof Error ? error.message : String(error)}`);
+    Deno.exit(64);
+  }
+}
