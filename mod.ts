@@ -12,6 +12,14 @@
  *
  * @example
  * ```ts
+ * import { allocatePort, releasePort } from "./mod.ts";
+ * const port = await allocatePort({ preferred: 8080, range: { start: 20000, end: 20999 } });
+ * // …serve on `port`: no other process gets it while this one lives…
+ * await releasePort(port);
+ * ```
+ *
+ * @example
+ * ```ts
  * import { findPortHolder, isPortFree } from "./mod.ts";
  * if (!(await isPortFree(8644))) console.log(await findPortHolder(8644));
  * ```
@@ -43,5 +51,27 @@ export {
   stopAllDaemons,
   stopService,
 } from "./lib/service/mod.ts";
+export {
+  type AllocateOptions,
+  allocatePort,
+  type AllocatePortOptions,
+  DEFAULT_PORT_RANGE,
+  type ExecResult,
+  execWithPort,
+  type ExecWithPortOptions,
+  type Lease,
+  type LeaseInfo,
+  NoFreePortError,
+  PortAllocator,
+  type PortAllocatorOptions,
+  type PortRange,
+  type PortRangeUsage,
+  PortRegistryLockTimeoutError,
+  type ProcessIdentity,
+  type RegistryPaths,
+  type ReleaseOptions,
+  releasePort,
+  type ReleasePortOptions,
+} from "./lib/ports/mod.ts";
 export { homeLayout, resolveHome } from "./lib/home/mod.ts";
 export { VERSION } from "./lib/version/mod.ts";

@@ -11,7 +11,7 @@ import {
   openLockFile,
   withFileLock,
 } from "./file_lock.ts";
-import { OwnerCheck } from "./owners.ts";
+import { OwnerCheck, procAccessError } from "./owners.ts";
 import {
   type AllocateOp,
   type Answer,
@@ -173,7 +173,11 @@ export class PortAllocator {
   #ready: Promise<void> | null = null;
   #self: Promise<ProcessIdentity | null> | null = null;
 
-  /** @param options Where the registry lives and how long to wait for its lock. */
+  /**
+   * Sets up an allocator; nothing is touched on disk until the first operation.
+   *
+   * @param options Where the registry lives and how long to wait for its lock.
+   */
   constructor(options: PortAllocatorOptions = {}) {
     this.#options = options;
     this.dir = options.dir ?? homeLayout(resolveHome(options.home)).runDir;
@@ -365,14 +369,17 @@ export class PortAllocator {
     if (ownerPid === undefined || ownerPid === Deno.pid) return await this.#selfIdentity();
     if (!Number.isInteger(ownerPid) || ownerPid <= 0) throw new PortOwnerNotFoundError(ownerPid);
     const identity = await readProcessIdentity(ownerPid);
-    if (!identity) throw new PortOwnerNotFoundError(ownerPid);
+    if (!identity) throw procAccessError() ?? new PortOwnerNotFoundError(ownerPid);
     return identity;
   }
 
   async #selfIdentity(): Promise<ProcessIdentity> {
     this.#self ??= readProcessIdentity(Deno.pid);
     const self = await this.#self;
-    if (!self) throw new PortOwnerNotFoundError(Deno.pid);
+    if (!self) {
+      this.#self = null;
+      throw procAccessError() ?? new PortOwnerNotFoundError(Deno.pid);
+    }
     return self;
   }
 
@@ -451,7 +458,7 @@ export class PortAllocator {
     } finally {
       file.close(); // lets go of the lock…
       beacon?.close(); // …then wakes the waiters
-      watch?.close();
+      await watch?.close();
       if (posted) this.#queue.withdraw(request.id);
       sync?.();
     }

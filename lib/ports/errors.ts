@@ -19,6 +19,8 @@ export class NoFreePortError extends CourierError {
   readonly usage: PortRangeUsage;
 
   /**
+   * Says which range was searched and how its ports are taken.
+   *
    * @param range The range that was searched.
    * @param usage How many of its ports are leased and how many held by other programs.
    */
@@ -49,6 +51,8 @@ export class PortRegistryLockTimeoutError extends CourierError {
   readonly timeoutMs: number;
 
   /**
+   * Names the lock file, how long we waited, and the holder when known.
+   *
    * @param lockPath The lock file waited on.
    * @param timeoutMs How long we waited.
    * @param options `holder`: the PID holding the lock, when known.
@@ -75,7 +79,11 @@ export class PortOwnerNotFoundError extends CourierError {
   /** The PID that was given. */
   readonly pid: number;
 
-  /** @param pid The PID that names no live process. */
+  /**
+   * Names the PID that was given.
+   *
+   * @param pid The PID that names no live process.
+   */
   constructor(pid: number) {
     super(`no process with PID ${pid}: a lease must be owned by a live process`, {
       exitCode: ExitCode.Failure,
@@ -94,6 +102,8 @@ export class PortRegistryError extends CourierError {
   readonly path: string;
 
   /**
+   * Names the registry file and what is wrong with it.
+   *
    * @param path The registry file.
    * @param message What is wrong with it.
    */
@@ -112,6 +122,8 @@ export class PortExecSpawnError extends CourierError {
   readonly notFound: boolean;
 
   /**
+   * Names the command and why it could not start.
+   *
    * @param command The command.
    * @param cause The spawn error.
    */

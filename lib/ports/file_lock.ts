@@ -117,13 +117,14 @@ export class HolderWatch {
     if (woke) this.#pending = null;
   }
 
-  /** Stops watching. */
-  close(): void {
+  /** Stops watching (and waits for a pending wait on the watcher to wind down). */
+  async close(): Promise<void> {
     try {
       this.#watcher.close();
     } catch {
       // already closed
     }
+    await this.#pending;
   }
 }
 

@@ -22,3 +22,4 @@ export * from "./queue.ts";
 export * from "./range.ts";
 export * from "./registry.ts";
 export * from "./socket_census.ts";
+export type { ProcessIdentity } from "../proc/mod.ts";

@@ -1,3 +1,4 @@
+import { CourierError } from "../errors/mod.ts";
 import {
   parseProcStat,
   type ProcessIdentity,
@@ -6,6 +7,26 @@ import {
 } from "../proc/mod.ts";
 
 const isLinux = Deno.build.os === "linux";
+
+/**
+ * The error to give when `/proc` exists but may not be read: Deno 2.9 lets
+ * only `--allow-all` read any `/proc` path, and without it no process can be
+ * told apart from another. `null` when `/proc` is readable (or absent).
+ */
+export function procAccessError(): CourierError | null {
+  if (!isLinux) return null;
+  try {
+    Deno.readTextFileSync("/proc/self/stat");
+    return null;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotCapable)) return null;
+    return new CourierError(
+      "port leases need to read /proc (process identities, socket tables), " +
+        "which Deno only allows with --allow-all: run with -A",
+      { cause: error },
+    );
+  }
+}
 let bootId: string | undefined | null = null;
 
 function bootIdSync(): string | undefined {

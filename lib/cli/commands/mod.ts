@@ -3,6 +3,7 @@ import { completionsCommand } from "./completions.ts";
 import { doctorCommand } from "./doctor.ts";
 import { logsCommand } from "./logs.ts";
 import { mailCommand } from "./mail.ts";
+import { portCommand } from "./port.ts";
 import { daemonCommand, restartCommand, startCommand } from "./start.ts";
 import { statusCommand } from "./status.ts";
 import { killCommand, stopCommand } from "./stop.ts";
@@ -17,6 +18,7 @@ export const COMMANDS: Command[] = [
   logsCommand,
   doctorCommand,
   mailCommand,
+  portCommand,
   daemonCommand,
   completionsCommand,
 ];

@@ -1,0 +1,313 @@
+/**
+ * Port leases through the library, in this process: choice of port, errors,
+ * release, list, gc, TTLs, owner identity, and registries that are corrupt,
+ * malformed or from a newer courier.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  censusCovers,
+  formatRegistry,
+  NoFreePortError,
+  parsePortRange,
+  parseRegistry,
+  PortAllocator,
+  type PortAllocatorOptions,
+  PortRegistryError,
+  type RegistryData,
+  socketTablePorts,
+} from "../lib/ports/mod.ts";
+import { readProcessIdentity } from "../lib/proc/mod.ts";
+import { leaseTestPort } from "./helpers/ports.ts";
+
+/** Runs `fn` with an allocator on a fresh registry directory, removed afterwards. */
+async function withAllocator(
+  fn: (allocator: PortAllocator, dir: string) => Promise<void>,
+  options: PortAllocatorOptions = {},
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "courier-ports-" });
+  try {
+    await fn(new PortAllocator({ dir, ...options }), dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Ports leased for this test in the shared test registry, so no other test uses them. */
+async function testPorts(n: number): Promise<number[]> {
+  const ports: number[] = [];
+  for (let i = 0; i < n; i++) ports.push(await leaseTestPort());
+  return ports.sort((a, b) => a - b);
+}
+
+const only = (port: number) => ({ start: port, end: port });
+
+Deno.test("allocate takes the preferred port first, then the range, and never repeats a port", async () => {
+  const [a, b] = await testPorts(2);
+  await withAllocator(async (allocator) => {
+    const first = await allocator.allocate({ preferred: b, range: only(a) });
+    assert.equal(first.port, b);
+    assert.equal(first.owner?.pid, Deno.pid);
+    assert.equal(first.expires_at, null);
+    const second = await allocator.allocate({ preferred: b, range: only(a) });
+    assert.equal(second.port, a);
+    await assert.rejects(
+      allocator.allocate({ preferred: b, range: only(a) }),
+      (error: unknown) => {
+        assert.ok(error instanceof NoFreePortError);
+        assert.equal(error.exitCode, 1);
+        assert.deepEqual(error.usage, { total: 1, leased: 1, busy: 0 });
+        assert.match(error.message, new RegExp(`^No available ports in range ${a}-${a}`));
+        assert.match(error.message, /1 of 1 leased by courier, 0 held by other programs/);
+        return true;
+      },
+    );
+  });
+});
+
+Deno.test("the no-free-port error counts ports held by other programs apart from leases", async () => {
+  const [a, b] = await testPorts(2);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: b });
+  try {
+    await withAllocator(async (allocator) => {
+      await allocator.allocate({ range: only(a) });
+      const range = { start: Math.min(a, b), end: Math.max(a, b) };
+      const error = await allocator.allocate({ range: only(b) }).catch((e) => e);
+      assert.ok(error instanceof NoFreePortError);
+      assert.deepEqual(error.usage, { total: 1, leased: 0, busy: 1 });
+      // Over both ports: one leased, one held by the listener (ports in between are not ours to count).
+      const both = await allocator.allocate({ range }).catch((e) => e);
+      if (both instanceof NoFreePortError) {
+        assert.equal(both.usage.leased, 1);
+        assert.ok(both.usage.busy >= 1);
+      } else {
+        assert.ok(both.port > range.start && both.port < range.end);
+      }
+    });
+  } finally {
+    listener.close();
+  }
+});
+
+Deno.test("many allocations at once from one process get distinct ports", async () => {
+  await withAllocator(async (allocator) => {
+    const leases = await Promise.all(
+      Array.from({ length: 20 }, () => allocator.allocate({ range: { start: 41000, end: 41999 } })),
+    );
+    assert.equal(new Set(leases.map((l) => l.port)).size, 20);
+    assert.equal((await allocator.list()).length, 20);
+  });
+});
+
+Deno.test("release drops a lease, says whether there was one, and respects ownerPid", async () => {
+  const [a] = await testPorts(1);
+  await withAllocator(async (allocator) => {
+    await allocator.allocate({ range: only(a), label: "web" });
+    const [listed] = await allocator.list();
+    assert.equal(listed.port, a);
+    assert.equal(listed.label, "web");
+    assert.equal(listed.owner_alive, true);
+    assert.equal(listed.alive, true);
+    assert.equal(await allocator.release(a, { ownerPid: Deno.pid + 1 }), false);
+    assert.equal((await allocator.list()).length, 1);
+    assert.equal(await allocator.release(a), true);
+    assert.equal(await allocator.release(a), false);
+    assert.deepEqual(await allocator.list(), []);
+  });
+});
+
+Deno.test("a TTL lease expires; gc and the next allocation drop it", async () => {
+  const [a] = await testPorts(1);
+  let now = Date.UTC(2030, 0, 1);
+  await withAllocator(async (allocator) => {
+    const lease = await allocator.allocate({ range: only(a), ownerPid: null });
+    assert.equal(lease.owner, null);
+    assert.equal(Date.parse(lease.expires_at!) - Date.parse(lease.created_at), 300_000);
+    const short = await allocator.allocate({ range: only(a), ownerPid: null, ttlMs: 1000 })
+      .catch((e) => e);
+    assert.ok(short instanceof NoFreePortError); // still leased
+    now += 300_001;
+    const [listed] = await allocator.list();
+    assert.equal(listed.expired, true);
+    assert.equal(listed.alive, false);
+    const again = await allocator.allocate({ range: only(a), ownerPid: null, ttlMs: 1000 });
+    assert.equal(again.port, a);
+    now += 1000;
+    const dropped = await allocator.gc();
+    assert.deepEqual(dropped.map((l) => l.port), [a]);
+    assert.deepEqual(await allocator.list(), []);
+  }, { now: () => now });
+});
+
+Deno.test("a lease whose PID now belongs to another process is reclaimed", async () => {
+  const [a] = await testPorts(1);
+  await withAllocator(async (allocator, dir) => {
+    const self = await readProcessIdentity(Deno.pid);
+    assert.ok(self);
+    const data: RegistryData = {
+      version: 1,
+      leases: [{
+        port: a,
+        owner: { ...self, startTime: "1" }, // same PID, started at another time
+        host: "127.0.0.1",
+        label: "old",
+        created_at: new Date().toISOString(),
+        expires_at: null,
+      }],
+    };
+    await Deno.writeTextFile(join(dir, "ports.json"), formatRegistry(data));
+    const [listed] = await allocator.list();
+    assert.equal(listed.owner_alive, false);
+    const lease = await allocator.allocate({ range: only(a) });
+    assert.equal(lease.port, a);
+    assert.equal(lease.owner?.startTime, self.startTime);
+  });
+});
+
+Deno.test("transfer hands a lease to another live process", async () => {
+  const [a] = await testPorts(1);
+  await withAllocator(async (allocator) => {
+    await allocator.allocate({ range: only(a) });
+    const moved = await allocator.transfer(a, Deno.ppid);
+    assert.equal(moved?.owner?.pid, Deno.ppid);
+    assert.equal((await allocator.list())[0].owner?.pid, Deno.ppid);
+    assert.equal(await allocator.transfer(a + 1, Deno.ppid), null);
+  });
+});
+
+Deno.test("a registry that does not parse is moved aside with a warning, and allocation goes on", async () => {
+  const [a] = await testPorts(1);
+  const warnings: string[] = [];
+  await withAllocator(async (allocator, dir) => {
+    await Deno.writeTextFile(join(dir, "ports.json"), '{"version":1,"leases":[{"port":');
+    const lease = await allocator.allocate({ range: only(a) });
+    assert.equal(lease.port, a);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0], /could not be read .*moved it to .*ports\.json\.corrupt-/);
+    const names = [...Deno.readDirSync(dir)].map((e) => e.name);
+    const aside = names.filter((n) => /^ports\.json\.corrupt-\d{4}-\d\d-\d\dT[\d-]+Z$/.test(n));
+    assert.equal(aside.length, 1);
+    assert.equal(
+      await Deno.readTextFile(join(dir, aside[0])),
+      '{"version":1,"leases":[{"port":',
+    );
+    const parsed = parseRegistry(await Deno.readTextFile(join(dir, "ports.json")), "ports.json");
+    assert.ok(parsed.ok);
+    assert.deepEqual(parsed.data.leases.map((l) => l.port), [a]);
+  }, { onWarning: (message) => warnings.push(message) });
+});
+
+Deno.test("malformed lease records are dropped with a warning; the rest are kept", async () => {
+  const [a, b] = await testPorts(2);
+  const warnings: string[] = [];
+  await withAllocator(async (allocator, dir) => {
+    const good = {
+      port: a,
+      owner: null,
+      host: "127.0.0.1",
+      label: null,
+      created_at: new Date().toISOString(),
+      expires_at: new Date(Date.now() + 60_000).toISOString(),
+    };
+    const text = JSON.stringify({
+      version: 1,
+      leases: [good, { port: "x" }, { ...good, port: 0 }],
+    });
+    await Deno.writeTextFile(join(dir, "ports.json"), text);
+    const lease = await allocator.allocate({ preferred: a, range: only(b) });
+    assert.equal(lease.port, b); // a is still leased
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0], /dropped 2 malformed lease record/);
+  }, { onWarning: (message) => warnings.push(message) });
+});
+
+Deno.test("a registry written by a newer courier is left untouched", async () => {
+  await withAllocator(async (allocator, dir) => {
+    const text = JSON.stringify({ version: 2, leases: [] });
+    await Deno.writeTextFile(join(dir, "ports.json"), text);
+    await assert.rejects(allocator.allocate({ range: { start: 41000, end: 41010 } }), (error) => {
+      assert.ok(error instanceof PortRegistryError);
+      assert.match(error.message, /newer courier/);
+      return true;
+    });
+    assert.equal(await Deno.readTextFile(join(dir, "ports.json")), text);
+  });
+});
+
+Deno.test("invalid arguments are refused before anything is written", async () => {
+  await withAllocator(async (allocator, dir) => {
+    await assert.rejects(allocator.allocate({ range: { start: 10, end: 5 } }), RangeError);
+    await assert.rejects(allocator.allocate({ preferred: 70000 }), RangeError);
+    await assert.rejects(allocator.allocate({ ownerPid: null, ttlMs: 0 }), RangeError);
+    await assert.rejects(allocator.release(0), RangeError);
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
+  });
+});
+
+Deno.test("parsePortRange accepts START-END and explains what is wrong otherwise", () => {
+  assert.deepEqual(parsePortRange("10000-10999"), { start: 10000, end: 10999 });
+  assert.deepEqual(parsePortRange(" 80 - 80 "), { start: 80, end: 80 });
+  assert.match(parsePortRange("10000") as string, /START-END/);
+  assert.match(parsePortRange("0-10") as string, /1 to 65535/);
+  assert.match(parsePortRange("1-65536") as string, /1 to 65535/);
+  assert.match(parsePortRange("20-10") as string, /greater than END/);
+});
+
+Deno.test("socketTablePorts reads the local port of every line of /proc/net/tcp*", () => {
+  const text = [
+    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+    "   0: 0100007F:2710 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 1 1",
+    "   1: 0100007F:2711 0100007F:C350 06 00000000:00000000 03:00000EDC 00000000     0        0 0 3",
+    "   2: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 0 0 0",
+  ].join("\n");
+  assert.deepEqual(socketTablePorts(text), [10000, 10001, 8080]);
+});
+
+Deno.test("a socket census holds until a connection is accepted, or an outgoing one could land in range", () => {
+  const census = { netns: "n", passive_opens: 5, active_opens: 9, taken_at: 1000, ports: [] };
+  const counters = { netns: "n", passive: 5, active: 9, ephemeral: { start: 32768, end: 60999 } };
+  const low = [{ start: 10000, end: 10999 }];
+  const high = [{ start: 40000, end: 40010 }];
+  assert.ok(censusCovers(census, counters, { now: 2000, candidates: low }));
+  // Outgoing connections take ephemeral local ports: they matter only for ranges there.
+  assert.ok(censusCovers(census, { ...counters, active: 10 }, { now: 2000, candidates: low }));
+  assert.ok(!censusCovers(census, { ...counters, active: 10 }, { now: 2000, candidates: high }));
+  // An accepted connection may sit on any port.
+  assert.ok(!censusCovers(census, { ...counters, passive: 6 }, { now: 2000, candidates: low }));
+  assert.ok(!censusCovers(census, { ...counters, netns: "m" }, { now: 2000, candidates: low }));
+  assert.ok(!censusCovers(census, counters, { now: 1000 + 60_000, candidates: low }));
+  assert.ok(!censusCovers(null, counters, { now: 2000, candidates: low }));
+  assert.ok(!censusCovers(census, null, { now: 2000, candidates: low }));
+});
+
+Deno.test("formatRegistry writes one lease per line and parses back to the same registry", () => {
+  const data: RegistryData = {
+    version: 1,
+    leases: [
+      {
+        port: 10001,
+        owner: { pid: 42, startTime: "123", bootId: "b" },
+        host: "127.0.0.1",
+        label: "b",
+        created_at: "2030-01-01T00:00:00.000Z",
+        expires_at: null,
+      },
+      {
+        port: 10000,
+        owner: null,
+        host: "0.0.0.0",
+        label: null,
+        created_at: "2030-01-01T00:00:00.000Z",
+        expires_at: "2030-01-01T00:05:00.000Z",
+      },
+    ],
+    sockets: null,
+  };
+  const text = formatRegistry(data);
+  assert.equal(text.split("\n").filter((line) => line.includes('"port"')).length, 2);
+  const parsed = parseRegistry(text, "ports.json");
+  assert.ok(parsed.ok);
+  assert.deepEqual(parsed.data.leases.map((l) => l.port), [10000, 10001]);
+  assert.deepEqual(parsed.data.leases[1], data.leases[0]);
+  assert.equal(parseRegistry("[]", "ports.json").ok, false);
+});
