@@ -12,6 +12,7 @@
  * `wall_s` runs from the start barrier to the last release: Deno cannot
  * fork, so worker start-up (~0.1 s per process) is left out, while the
  * peer's forked workers start in a few milliseconds inside its wall time.
+ * Latencies are measured around each `allocate()` call, as the peer does.
  *
  * Usage:
  *   deno run -A scripts/bench_ports.ts [--procs 8] [--per-proc 25] [--start 20000] [--size 2000] [--dir DIR]
@@ -91,7 +92,9 @@ async function worker(config: BenchConfig): Promise<void> {
   const say = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
   const report: WorkerReport = { ports: [], lat: [], errors: 0 };
   // Set-up before the barrier, as the peer's workers build their allocator:
-  // create the registry directory and make sure the shared socket census is current.
+  // PortAllocator.prepare() creates the registry directory, takes the socket
+  // census if it is stale, and runs the lock/registry code once (V8 compiles
+  // lazily; the peer's Python has no such first-call cost).
   await allocator.prepare();
   say("ready");
   if ((await input.next()).value !== "go") return;

@@ -282,12 +282,14 @@ export class PortAllocator {
   }
 
   /**
-   * Creates the registry directory and, if the socket census shared in the
-   * registry is out of date, reads the kernel's socket tables now, so that
-   * the next allocation need not (a census costs a few milliseconds; it is
-   * reused until a TCP connection opens or a socket appears or goes). Optional:
-   * allocations do the same when they must; latency-sensitive programs call
-   * it at start-up.
+   * Gets ready for fast allocations: creates the registry directory, reads
+   * this process's identity, drops stale leases (like {@link gc}) and, if
+   * the socket census shared in the registry is out of date, reads the
+   * kernel's socket tables now rather than during the next allocation (a
+   * census costs a few milliseconds; it is reused until a connection is
+   * accepted, or one could have landed in the candidate range). Optional:
+   * allocations do all of this as needed; latency-sensitive programs call it
+   * at start-up.
    *
    * @example
    * ```ts
@@ -297,12 +299,16 @@ export class PortAllocator {
    */
   async prepare(): Promise<void> {
     await this.#ensureDirs();
-    const sync = await withFileLock(this.paths.lock, async () => {
-      const data = this.#read();
-      const state: TransactionState = { now: this.#now(), dirty: false, pruned: [] };
-      await new CensusView(data, state).busy([DEFAULT_PORT_RANGE]);
-      return state.dirty ? writeRegistry(this.paths.registry, data) : null;
-    }, { timeoutMs: this.#lockTimeout() });
+    await this.#selfIdentity();
+    await HolderWatch.open(this.paths.lock)?.close(); // the first watch costs the most
+    const { sync } = await withFileLock(
+      this.paths.lock,
+      () =>
+        this.#commit(null, async (data, state) => {
+          await new CensusView(data, state).busy([DEFAULT_PORT_RANGE]);
+        }),
+      { timeoutMs: this.#lockTimeout() },
+    );
     sync?.();
   }
 
@@ -473,7 +479,7 @@ export class PortAllocator {
    */
   async #commit<T>(
     own: QueuedRequest | null,
-    body?: (data: RegistryData, state: TransactionState) => T,
+    body?: (data: RegistryData, state: TransactionState) => T | Promise<T>,
   ): Promise<
     { answers: Map<string, Answer>; state: TransactionState; value?: T; sync: (() => void) | null }
   > {
@@ -551,7 +557,7 @@ export class PortAllocator {
     await serve(requests);
     // Requests queued while this batch was served join it before the write.
     if (served.length > 0) await serve(this.#queue.scan(Date.now()).pending);
-    const value = body?.(data, state);
+    const value = await body?.(data, state);
     const sync = state.dirty ? writeRegistry(this.paths.registry, data) : null;
     for (const request of served) {
       if (request.id !== own?.id) this.#queue.answer(request, answers.get(request.id)!);
