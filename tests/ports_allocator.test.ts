@@ -311,3 +311,34 @@ Deno.test("formatRegistry writes one lease per line and parses back to the same 
   assert.deepEqual(parsed.data.leases[1], data.leases[0]);
   assert.equal(parseRegistry("[]", "ports.json").ok, false);
 });
+
+Deno.test("a malformed or abandoned request in the queue is never served, and is cleaned up", async () => {
+  const [a] = await testPorts(1);
+  await withAllocator(async (allocator, dir) => {
+    await allocator.prepare();
+    const queue = join(dir, "ports.queue");
+    // A minute-old request file that is not a valid request, and one from a process long gone.
+    const bad = "0000000000001-1-1";
+    await Deno.writeTextFile(
+      join(queue, `${bad}.req`),
+      JSON.stringify({ id: bad, requester: { pid: 1, startTime: "x" }, op: { kind: "allocate" } }),
+    );
+    const dead = `${String(Date.now()).padStart(13, "0")}-999999999-1`;
+    const op = {
+      kind: "allocate",
+      owner: null,
+      preferred: a,
+      range: only(a),
+      host: "127.0.0.1",
+      ttl_ms: 1000,
+      label: null,
+    };
+    await Deno.writeTextFile(
+      join(queue, `${dead}.req`),
+      JSON.stringify({ id: dead, requester: { pid: 999999999, startTime: "1" }, netns: null, op }),
+    );
+    const lease = await allocator.allocate({ range: only(a) });
+    assert.equal(lease.port, a); // the dead requester's request did not take it
+    assert.deepEqual([...Deno.readDirSync(queue)], []);
+  });
+});

@@ -142,13 +142,15 @@ interface TransactionState {
  * `SO_REUSEADDR` succeeds on it).
  *
  * Leases live in `<home>/run/ports.json`; every change is a read-modify-write
- * under an exclusive lock on `ports.lock`, waited for by the kernel (no
- * polling) for at most 30 s. Requests queue in `ports.queue/` while they
- * wait, and whoever holds the lock serves all of them in one write (see
- * `RequestQueue`), so contention costs one registry write per burst rather
- * than one per request. A lease lives while its owner process does (PID and
- * start time, so a reused PID is not the owner) and, with a TTL, until it
- * expires; dead and expired leases are dropped by the next allocation.
+ * under an exclusive `flock` on `ports.lock`. Requests queue in
+ * `ports.queue/` while they wait, and whoever holds the lock serves all of
+ * them, oldest first, in one write (see `RequestQueue`), so contention costs
+ * one registry write per burst rather than one per request. Waiters sleep
+ * until a holder lets go (see `HolderWatch`: the kernel reports it, no
+ * polling), for at most 30 s. A lease lives while its owner process does
+ * (PID and start time, so a reused PID is not the owner) and, with a TTL,
+ * until it expires; dead and expired leases are dropped by the next
+ * allocation.
  *
  * @example
  * ```ts

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import type { ProcessIdentity } from "../proc/mod.ts";
 import type { PortRangeUsage } from "./errors.ts";
-import type { PortRange } from "./range.ts";
+import { isValidPort, type PortRange } from "./range.ts";
 import type { Lease } from "./registry.ts";
 
 /** A lease asked for through the queue. */
@@ -84,6 +84,31 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+function isIdentity(value: unknown): value is ProcessIdentity {
+  return isRecord(value) && Number.isInteger(value.pid) && (value.pid as number) > 0 &&
+    typeof value.startTime === "string" &&
+    (value.bootId === undefined || typeof value.bootId === "string");
+}
+
+function isRange(value: unknown): value is PortRange {
+  return isRecord(value) && typeof value.start === "number" && typeof value.end === "number" &&
+    isValidPort(value.start) && isValidPort(value.end) && value.start <= value.end;
+}
+
+function isOp(op: unknown): op is AllocateOp | ReleaseOp {
+  if (!isRecord(op)) return false;
+  if (op.kind === "release") {
+    return typeof op.port === "number" && isValidPort(op.port) &&
+      (op.owner_pid === null || Number.isInteger(op.owner_pid));
+  }
+  return op.kind === "allocate" && (op.owner === null || isIdentity(op.owner)) &&
+    (op.preferred === null || (typeof op.preferred === "number" && isValidPort(op.preferred))) &&
+    isRange(op.range) && typeof op.host === "string" &&
+    (op.ttl_ms === null || (typeof op.ttl_ms === "number" && op.ttl_ms > 0)) &&
+    (op.label === null || typeof op.label === "string");
+}
+
+/** Validates a request file's content: anything else is skipped, never served. */
 function parseRequestFile(text: string): RequestFile | null {
   let raw: unknown;
   try {
@@ -91,10 +116,8 @@ function parseRequestFile(text: string): RequestFile | null {
   } catch {
     return null;
   }
-  if (!isRecord(raw) || typeof raw.id !== "string" || !isRecord(raw.requester)) return null;
-  if (!isRecord(raw.op) || (raw.op.kind !== "allocate" && raw.op.kind !== "release")) return null;
-  const requester = raw.requester;
-  if (typeof requester.pid !== "number" || typeof requester.startTime !== "string") return null;
+  if (!isRecord(raw) || typeof raw.id !== "string" || !isIdentity(raw.requester)) return null;
+  if (!(raw.netns === null || typeof raw.netns === "string") || !isOp(raw.op)) return null;
   if (raw.answer !== undefined && !isRecord(raw.answer)) return null;
   return raw as unknown as RequestFile;
 }
@@ -111,22 +134,27 @@ export interface QueueScan {
  * Requests waiting for the registry lock: group commit across processes.
  *
  * Each allocation or release first drops its request into `ports.queue/`
- * and then waits for the lock. Whoever gets the lock exclusively serves
- * every request queued by then in one read-modify-write of the registry
- * (one read, one fsynced write) and writes each answer into its request
- * file; the waiters, woken together on a shared lock when the holder lets
- * go, read their answers in parallel and leave. Under contention, N queued
- * operations cost one registry write instead of N, and no answered waiter
- * queues behind another.
+ * and then waits. Whoever gets the lock serves every request queued by then
+ * in one read-modify-write of the registry (one read, one write) and writes
+ * each answer into its request file before letting go; the waiters, woken
+ * together when it lets go (`HolderWatch`), read their answers in parallel
+ * and leave. Under contention, N queued operations cost one registry write
+ * instead of N, and no answered waiter queues behind another.
  *
- * Request files are read only under the lock; one being written when the
- * holder looks is skipped (its requester serves itself if need be).
+ * The holder reads request files under the lock; one being written as it
+ * looks, or not a valid request, is skipped (and removed once a minute
+ * old). A requester reads its answer without the lock, once the holder
+ * that wrote it has let go; a file being rewritten reads as no answer.
  */
 export class RequestQueue {
   /** The queue directory. */
   readonly dir: string;
 
-  /** @param dir The queue directory (`<run>/ports.queue`). */
+  /**
+   * A queue kept in `dir`; nothing is touched on disk until it is used.
+   *
+   * @param dir The queue directory (`<run>/ports.queue`).
+   */
   constructor(dir: string) {
     this.dir = dir;
   }
