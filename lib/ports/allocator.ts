@@ -269,6 +269,7 @@ export class PortAllocator {
    */
   async list(): Promise<LeaseInfo[]> {
     await this.#ensureDirs();
+    await this.#selfIdentity(); // fails clearly where process identities cannot be read
     return await withFileLock(this.paths.lock, async () => {
       const now = this.#now();
       const data = this.#read();
@@ -328,6 +329,8 @@ export class PortAllocator {
    */
   async gc(): Promise<Lease[]> {
     await this.#ensureDirs();
+    // Where process identities cannot be read every owner would look dead: refuse instead.
+    await this.#selfIdentity();
     const { state, sync } = await withFileLock(
       this.paths.lock,
       () => this.#commit(null),
