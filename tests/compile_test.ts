@@ -27,7 +27,7 @@ import {
   writeChecksums,
 } from "../scripts/compile.ts";
 import { withHome } from "./helpers/courier.ts";
-import { freePort } from "./helpers/ports.ts";
+import { leaseTestPort } from "./helpers/ports.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const COMPILE_SCRIPT = join(ROOT, "scripts/compile.ts");
@@ -182,7 +182,7 @@ Deno.test({
       await t.step("start spawns the binary itself as the daemon; found; stopped", async () => {
         // withHome kills a daemon left in its home (only ours) and fails the test on a leak.
         await withHome(async (home) => {
-          const port = freePort();
+          const port = await leaseTestPort();
           const started = await run(binary, ["start", "--home", home.home, "--port", `${port}`]);
           assert.equal(started.code, 0, started.stderr);
           const status = await run(binary, ["status", "--home", home.home, "--json"]);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { Diagnosis } from "../lib/doctor/mod.ts";
 import { homeLayout } from "../lib/home/mod.ts";
 import { courier, json, withHome } from "./helpers/courier.ts";
-import { freePort } from "./helpers/ports.ts";
+import { leaseTestPort } from "./helpers/ports.ts";
 
 function finding(d: Diagnosis, check: string) {
   return d.findings.filter((f) => f.check === check);
@@ -10,7 +10,7 @@ function finding(d: Diagnosis, check: string) {
 
 Deno.test("doctor on a healthy home: every local check is ok and the exit code follows the findings", async () => {
   await withHome(async (h) => {
-    const port = freePort();
+    const port = await leaseTestPort();
     assert.equal((await h.run(["start", "--port", String(port)])).code, 0);
     const result = await h.run(["doctor", "--port", String(port), "--json"]);
     const d = json<Diagnosis>(result);
@@ -34,7 +34,14 @@ Deno.test("doctor finds stale files, corrupt registries, a busy port and orphans
     const layout = homeLayout(h.home);
     const orphanHome = homeLayout(h.sibling("orphan"));
     const started = json<{ pid: number }>(
-      await courier(["start", "--home", orphanHome.root, "--port", String(freePort()), "--json"]),
+      await courier([
+        "start",
+        "--home",
+        orphanHome.root,
+        "--port",
+        String(await leaseTestPort()),
+        "--json",
+      ]),
     );
     // Make it an orphan: no state file names it any more.
     await Deno.remove(orphanHome.pidFile);
@@ -43,7 +50,7 @@ Deno.test("doctor finds stale files, corrupt registries, a busy port and orphans
     await Deno.mkdir(layout.runDir, { recursive: true });
     await Deno.writeTextFile(layout.pidFile, "999999\n");
     await Deno.writeTextFile(`${layout.runDir}/ports.json`, "{not json");
-    const busy = Deno.listen({ hostname: "127.0.0.1", port: freePort() });
+    const busy = Deno.listen({ hostname: "127.0.0.1", port: await leaseTestPort() });
     try {
       const port = (busy.addr as Deno.NetAddr).port;
       const result = await h.run(["doctor", "--port", String(port), "--json"]);

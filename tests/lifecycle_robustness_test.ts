@@ -9,13 +9,13 @@ import {
   tryAcquireInstanceLock,
 } from "../lib/service/mod.ts";
 import { courierCommand, json, withHome } from "./helpers/courier.ts";
-import { freePort } from "./helpers/ports.ts";
+import { leaseTestPort } from "./helpers/ports.ts";
 
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 
 Deno.test("a port held on IPv4 by another process: exit 4 naming its PID and command line", async () => {
   await withHome(async (h) => {
-    const port = freePort();
+    const port = await leaseTestPort();
     const holder = new Deno.Command(Deno.execPath(), {
       args: [
         "eval",
@@ -56,7 +56,7 @@ Deno.test({
   name: "a port held only on ::1 counts as taken for a loopback start",
   ignore: !hasIpv6, // no IPv6 loopback on this machine: nothing to compete with
   async fn() {
-    const port = freePort();
+    const port = await leaseTestPort();
     const listener = Deno.listen({ hostname: "::1", port });
     try {
       await withHome(async (h) => {
@@ -76,7 +76,7 @@ Deno.test({
 Deno.test("SIGKILL leaves state that status calls stale and start recovers from", async () => {
   await withHome(async (h) => {
     const first = json<{ pid: number }>(
-      await h.run(["start", "--port", String(freePort()), "--json"]),
+      await h.run(["start", "--port", String(await leaseTestPort()), "--json"]),
     );
     const identity = (await readProcessIdentity(first.pid))!;
     Deno.kill(first.pid, "SIGKILL"); // the PID this test started
@@ -87,7 +87,7 @@ Deno.test("SIGKILL leaves state that status calls stale and start recovers from"
     assert.equal(json(stale).state, "stale");
     assert.equal(json(stale).pid, first.pid);
 
-    const second = await h.run(["start", "--port", String(freePort()), "--json"]);
+    const second = await h.run(["start", "--port", String(await leaseTestPort()), "--json"]);
     assert.equal(second.code, 0, second.stderr);
     const { pid } = json<{ pid: number }>(second);
     assert.equal(await Deno.readTextFile(homeLayout(h.home).pidFile), `${pid}\n`);
@@ -102,7 +102,7 @@ Deno.test("SIGKILL leaves state that status calls stale and start recovers from"
 Deno.test("a reused PID is never trusted: status says stale, stop and kill signal nothing", async () => {
   await withHome(async (h) => {
     const started = json<{ pid: number }>(
-      await h.run(["start", "--port", String(freePort()), "--json"]),
+      await h.run(["start", "--port", String(await leaseTestPort()), "--json"]),
     );
     const layout = homeLayout(h.home);
     const state: DaemonState = JSON.parse(await Deno.readTextFile(layout.stateFile));
@@ -147,7 +147,7 @@ Deno.test("status never disturbs a start running at the same moment", async () =
   await withHome(async (h) => {
     for (let round = 0; round < 3; round++) {
       let starting = true;
-      const start = h.run(["start", "--port", String(freePort())]).finally(
+      const start = h.run(["start", "--port", String(await leaseTestPort())]).finally(
         () => (starting = false),
       );
       const statuses: number[] = [];
@@ -183,7 +183,7 @@ Deno.test("graceful stop: requests in flight finish, files go, the lock is relea
     const readyState = new Promise<DaemonState>((resolve) => (ready = resolve));
     const daemon = runDaemon({
       home: h.home,
-      port: freePort(),
+      port: await leaseTestPort(),
       extensions: [slow],
       signal: controller.signal,
       reporter: { ready, failed: (error) => console.error(error) },
@@ -209,7 +209,7 @@ Deno.test("graceful stop: requests in flight finish, files go, the lock is relea
 Deno.test("SIGINT stops a background daemon cleanly", async () => {
   await withHome(async (h) => {
     const { pid } = json<{ pid: number }>(
-      await h.run(["start", "--port", String(freePort()), "--json"]),
+      await h.run(["start", "--port", String(await leaseTestPort()), "--json"]),
     );
     const identity = (await readProcessIdentity(pid))!;
     Deno.kill(pid, "SIGINT");
@@ -221,7 +221,7 @@ Deno.test("SIGINT stops a background daemon cleanly", async () => {
 
 Deno.test("--foreground serves in this process and Ctrl-C (SIGINT) stops it with exit 0", async () => {
   await withHome(async (h) => {
-    const port = freePort();
+    const port = await leaseTestPort();
     const { command, args } = courierCommand([
       "start",
       "--foreground",
@@ -258,7 +258,7 @@ Deno.test("a daemon that fails after spawning: exit 1 with the reason and the la
     const layout = homeLayout(h.home);
     // A PID file path that cannot be created (a non-empty directory in its place).
     await Deno.mkdir(`${layout.pidFile}/blocker`, { recursive: true });
-    const result = await h.run(["start", "--port", String(freePort())]);
+    const result = await h.run(["start", "--port", String(await leaseTestPort())]);
     assert.equal(result.code, 1, result.stderr);
     assert.match(result.stderr, /courier: .*courier\.pid/);
     assert.match(result.stderr, /Last lines of .*courier\.log:/);
@@ -269,7 +269,7 @@ Deno.test("a daemon that fails after spawning: exit 1 with the reason and the la
 Deno.test("a lock holder without state is starting, then unhealthy once past the start limit", async () => {
   await withHome(async (h) => {
     const { pid } = json<{ pid: number }>(
-      await h.run(["start", "--port", String(freePort()), "--json"]),
+      await h.run(["start", "--port", String(await leaseTestPort()), "--json"]),
     );
     const layout = homeLayout(h.home);
     await Deno.remove(layout.pidFile);

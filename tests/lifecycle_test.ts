@@ -3,13 +3,13 @@ import { homeLayout } from "../lib/home/mod.ts";
 import { readProcessIdentity } from "../lib/proc/mod.ts";
 import { type DaemonState, findDaemons } from "../lib/service/mod.ts";
 import { courier, json, withHome } from "./helpers/courier.ts";
-import { freePort } from "./helpers/ports.ts";
+import { leaseTestPort } from "./helpers/ports.ts";
 
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 
 Deno.test("start, status, health, stop: the whole round trip", async () => {
   await withHome(async (h) => {
-    const port = freePort();
+    const port = await leaseTestPort();
     const started = await h.run(["start", "--port", String(port), "--json"]);
     assert.equal(started.code, 0, started.stderr);
     const info = json<{ pid: number; api_url: string; port: number }>(started);
@@ -72,11 +72,11 @@ Deno.test("start, status, health, stop: the whole round trip", async () => {
 
 Deno.test("a second start is refused with exit 2 and names the running daemon", async () => {
   await withHome(async (h) => {
-    const port = freePort();
+    const port = await leaseTestPort();
     const first = await h.run(["start", "--port", String(port), "--json"]);
     assert.equal(first.code, 0, first.stderr);
     const { pid } = json<{ pid: number }>(first);
-    const second = await h.run(["start", "--port", String(freePort())]);
+    const second = await h.run(["start", "--port", String(await leaseTestPort())]);
     assert.equal(second.code, 2);
     assert.match(
       second.stderr,
@@ -92,13 +92,16 @@ Deno.test("a second start is refused with exit 2 and names the running daemon", 
 Deno.test("ten starts at once on one home: exactly one daemon, one exit 0, nine exit 2", async () => {
   await withHome(async (h) => {
     const results = await Promise.all(
-      Array.from({ length: 10 }, () => h.run(["start", "--port", String(freePort())])),
+      Array.from(
+        { length: 10 },
+        async () => h.run(["start", "--port", String(await leaseTestPort())]),
+      ),
     );
     const codes = results.map((r) => r.code).sort();
     assert.deepEqual(
       codes,
       [0, 2, 2, 2, 2, 2, 2, 2, 2, 2],
-      results.map((r) => r.stderr).join("\n"),
+      results.map((r) => `exit ${r.code}: ${r.stdout.trim()} ${r.stderr.trim()}`).join("\n"),
     );
     const daemons = await findDaemons({ within: h.root });
     assert.equal(daemons.length, 1);
@@ -108,7 +111,7 @@ Deno.test("ten starts at once on one home: exactly one daemon, one exit 0, nine 
 
 Deno.test("restart replaces the daemon; kill sends SIGKILL and cleans up", async () => {
   await withHome(async (h) => {
-    const port = freePort();
+    const port = await leaseTestPort();
     const first = json<{ pid: number }>(await h.run(["start", "--port", String(port), "--json"]));
     const restarted = await h.run(["restart", "--port", String(port), "--json"]);
     assert.equal(restarted.code, 0, restarted.stderr);
@@ -129,7 +132,7 @@ Deno.test("restart replaces the daemon; kill sends SIGKILL and cleans up", async
 
 Deno.test("logs prints the last lines, as text and JSON", async () => {
   await withHome(async (h) => {
-    assert.equal((await h.run(["start", "--port", String(freePort())])).code, 0);
+    assert.equal((await h.run(["start", "--port", String(await leaseTestPort())])).code, 0);
     assert.equal((await h.run(["stop"])).code, 0);
     const all = await h.run(["logs"]);
     assert.equal(all.code, 0);
@@ -176,7 +179,13 @@ Deno.test("a home that cannot be created gives exit 3 with the path", async () =
   await withHome(async (h) => {
     const file = h.sibling("a-file");
     await Deno.writeTextFile(file, "not a directory");
-    const result = await courier(["start", "--home", `${file}/home`, "--port", String(freePort())]);
+    const result = await courier([
+      "start",
+      "--home",
+      `${file}/home`,
+      "--port",
+      String(await leaseTestPort()),
+    ]);
     assert.equal(result.code, 3, result.stderr);
     assert.match(result.stderr, new RegExp(`Cannot create or write the courier home ${file}/home`));
   });
@@ -195,4 +204,47 @@ Deno.test("--version and --help", async () => {
   const startHelp = await courier(["start", "--help"]);
   assert.match(startHelp.stdout, /--port N\|auto/);
   assert.match(startHelp.stdout, /--foreground/);
+});
+
+Deno.test("--port auto leases the preferred port for the daemon's PID and gives it back on stop", async () => {
+  await withHome(async (h) => {
+    const preferred = await leaseTestPort();
+    const env = { COURIER_PORT: String(preferred) };
+    const started = await h.run(["start", "--port", "auto", "--json"], { env });
+    assert.equal(started.code, 0, started.stderr);
+    const info = json<{ pid: number; port: number }>(started);
+    assert.equal(info.port, preferred);
+    const leases = json<{ leases: { port: number; owner: { pid: number }; alive: boolean }[] }>(
+      await h.run(["port", "list", "--json"]),
+    ).leases;
+    assert.deepEqual(leases.map((l) => [l.port, l.owner.pid, l.alive]), [[
+      preferred,
+      info.pid,
+      true,
+    ]]);
+    assert.equal((await h.run(["stop"])).code, 0);
+    assert.deepEqual(
+      json<{ leases: unknown[] }>(await h.run(["port", "list", "--json"])).leases,
+      [],
+    );
+  });
+});
+
+Deno.test("--port auto falls back to the lease range when the preferred port is taken", async () => {
+  await withHome(async (h) => {
+    const preferred = await leaseTestPort();
+    const holder = Deno.listen({ hostname: "127.0.0.1", port: preferred });
+    try {
+      const started = await h.run(["start", "--port", "auto", "--json"], {
+        env: { COURIER_PORT: String(preferred) },
+      });
+      assert.equal(started.code, 0, started.stderr);
+      const { port } = json<{ port: number }>(started);
+      assert.notEqual(port, preferred);
+      assert.ok(port >= 10000 && port <= 10999, `port ${port} is in the default lease range`);
+      assert.equal((await h.run(["stop"])).code, 0);
+    } finally {
+      holder.close();
+    }
+  });
 });

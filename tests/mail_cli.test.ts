@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { json, withHome } from "./helpers/courier.ts";
 import { eventually, inbound } from "./helpers/mail.ts";
-import { freePort } from "./helpers/ports.ts";
+import { leaseTestPort } from "./helpers/ports.ts";
 
 Deno.test("courier mail: a clear error and exit 1 when the daemon is not running", async () => {
   await withHome(async (h) => {
@@ -33,7 +33,7 @@ Deno.test("courier mail list|show|claim|done|fail|send against a running daemon"
           outbound: { lark: { url: `http://127.0.0.1:${receiver.addr.port}/` } },
         }),
       );
-      const port = freePort();
+      const port = await leaseTestPort();
       const started = await h.run(["start", "--port", String(port), "--debounce-window", "50"]);
       assert.equal(started.code, 0, started.stderr);
       const url = `http://127.0.0.1:${port}`;

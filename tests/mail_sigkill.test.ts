@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { readProcessIdentity, waitForExit } from "../lib/proc/mod.ts";
 import { json, type TestHome, withHome } from "./helpers/courier.ts";
 import { readMails } from "./helpers/mail.ts";
-import { freePort } from "./helpers/ports.ts";
+import { leaseTestPort } from "./helpers/ports.ts";
 
 const SENDERS = 16;
 
@@ -77,7 +77,7 @@ async function killDuringFlood(
 
 Deno.test("SIGKILL during a flood loses no acknowledged message (restart, then count)", async () => {
   await withHome(async (h) => {
-    const port = freePort();
+    const port = await leaseTestPort();
     const url = `http://127.0.0.1:${port}`;
     // Round 1: short windows, so mails are being written and the journal trimmed when it dies.
     let pid = await start(h, port, ["--debounce-window", "50", "--debounce-max-wait", "200"]);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { homeLayout } from "../lib/home/mod.ts";
 import { readProcessIdentity } from "../lib/proc/mod.ts";
 import { courier, json, withHome } from "./helpers/courier.ts";
-import { freePort } from "./helpers/ports.ts";
+import { leaseTestPort } from "./helpers/ports.ts";
 
 /** Spawns a process that waits for its stdout line "up", then returns it. */
 async function spawnReady(command: string, args: string[]): Promise<Deno.ChildProcess> {
@@ -19,7 +19,14 @@ async function spawnReady(command: string, args: string[]): Promise<Deno.ChildPr
 }
 
 async function startIn(home: string): Promise<number> {
-  const result = await courier(["start", "--home", home, "--port", String(freePort()), "--json"]);
+  const result = await courier([
+    "start",
+    "--home",
+    home,
+    "--port",
+    String(await leaseTestPort()),
+    "--json",
+  ]);
   assert.equal(result.code, 0, result.stderr);
   return json<{ pid: number }>(result).pid;
 }

@@ -11,7 +11,7 @@ import {
   signalIfSame,
   waitForExit,
 } from "../proc/mod.ts";
-import { DEFAULT_HOST, DEFAULT_PORT } from "./daemon.ts";
+import { DEFAULT_HOST, DEFAULT_PORT } from "./defaults.ts";
 import { type DaemonProcess, findDaemons } from "./discover.ts";
 import { AlreadyRunningError, NotRunningError, StartFailedError } from "./errors.ts";
 import { assertPortAvailable } from "./port_check.ts";

@@ -20,10 +20,7 @@ import {
   writeDaemonState,
 } from "./state_file.ts";
 
-/** Default port of the Courier service. */
-export const DEFAULT_PORT = 8644;
-/** Default host of the Courier service. */
-export const DEFAULT_HOST = "127.0.0.1";
+import { DEFAULT_HOST, DEFAULT_PORT } from "./defaults.ts";
 
 /** Options of {@link runDaemon}. */
 export interface DaemonOptions {

@@ -15,6 +15,7 @@
  */
 export * from "./control.ts";
 export * from "./daemon.ts";
+export * from "./defaults.ts";
 export * from "./discover.ts";
 export * from "./errors.ts";
 export * from "./extension.ts";

@@ -1,13 +1,38 @@
-import { CourierError } from "../errors/mod.ts";
 import type { HomeLayout } from "../home/mod.ts";
+import { allocatePort, releasePort } from "../ports/mod.ts";
+import { DEFAULT_PORT } from "./defaults.ts";
 
 /**
- * Takes a port lease for a daemon started with `--port auto` (8644
- * preferred), owned by the daemon's PID, and returns how to give it back.
+ * The port `--port auto` tries first: `$COURIER_PORT` when it is a number
+ * (so a user's usual port, or a test's leased one, is kept), else 8644.
  */
-export function leaseDaemonPort(
-  _layout: HomeLayout,
-  _host: string,
+export function preferredAutoPort(): number {
+  const env = Number(Deno.env.get("COURIER_PORT"));
+  return Number.isInteger(env) && env >= 1 && env <= 65535 ? env : DEFAULT_PORT;
+}
+
+/**
+ * Takes a port lease for a daemon started with `--port auto`: the
+ * preferred port ({@link preferredAutoPort}) if it is truly free, else one
+ * from the default lease range, recorded in the home's registry
+ * (`run/ports.json`) and owned by the daemon's own PID, so it returns to
+ * the pool when the daemon exits, even by SIGKILL.
+ */
+export async function leaseDaemonPort(
+  layout: HomeLayout,
+  host: string,
 ): Promise<{ port: number; release: () => Promise<void> }> {
-  return Promise.reject(new CourierError("--port auto needs port leases, which are not built yet"));
+  const port = await allocatePort({
+    dir: layout.runDir,
+    preferred: preferredAutoPort(),
+    host,
+    ownerPid: Deno.pid,
+    label: "courier daemon",
+  });
+  return {
+    port,
+    release: async () => {
+      await releasePort(port, { dir: layout.runDir, ownerPid: Deno.pid });
+    },
+  };
 }

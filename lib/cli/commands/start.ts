@@ -21,7 +21,8 @@ const SERVE_OPTIONS: Record<string, OptionSpec> = {
   port: {
     type: "string",
     valueName: "N|auto",
-    description: `port to listen on (default ${DEFAULT_PORT}, or $COURIER_PORT); auto: lease one`,
+    description:
+      `port to listen on (default $COURIER_PORT or ${DEFAULT_PORT}); auto: lease one, preferring that`,
   },
   host: {
     type: "string",
