@@ -15,6 +15,9 @@
 import { spawn } from "node:child_process";
 import { parseArgs } from "node:util";
 import { currentRunMode, selfCommand } from "../lib/proc/mod.ts";
+import { allocatePort } from "../lib/ports/mod.ts";
+
+const LEASE_DIR = `${Deno.env.get("TMPDIR") ?? "/tmp"}/courier-bench-port-leases`;
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -30,11 +33,9 @@ const mode = {
   configPath: config,
 };
 
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
+/** A port leased for this benchmark process (held until it exits). */
+function freePort(): Promise<number> {
+  return allocatePort({ dir: LEASE_DIR, label: "benchmark" });
 }
 
 async function timed(args: string[], expect: number[]): Promise<number> {
@@ -89,11 +90,13 @@ try {
   for (let i = 0; i < rounds; i++) {
     const home = `${root}/h${i}`;
     samples.floor.push(await timed(["--version"], [0]));
-    samples.start.push(await timed(["start", "--home", home, "--port", String(freePort())], [0]));
+    samples.start.push(
+      await timed(["start", "--home", home, "--port", String(await freePort())], [0]),
+    );
     samples.status.push(await timed(["status", "--home", home], [0]));
     samples.stop.push(await timed(["stop", "--home", home], [0]));
     const seedHome = `${root}/s${i}`;
-    samples.seed.push(await seedStyleStart(seedHome, freePort()));
+    samples.seed.push(await seedStyleStart(seedHome, await freePort()));
     await timed(["stop", "--home", seedHome], [0]);
   }
 } finally {

@@ -16,6 +16,9 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { mailboxLayout, parseMail } from "../lib/mail/mod.ts";
+import { allocatePort } from "../lib/ports/mod.ts";
+
+const LEASE_DIR = `${Deno.env.get("TMPDIR") ?? "/tmp"}/courier-bench-port-leases`;
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
@@ -102,11 +105,9 @@ async function courier(args: string[]): Promise<{ code: number; stdout: string; 
   };
 }
 
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
+/** A port leased for this benchmark process (held until it exits). */
+function freePort(): Promise<number> {
+  return allocatePort({ dir: LEASE_DIR, label: "benchmark" });
 }
 
 async function storedMessageIds(
@@ -150,7 +151,7 @@ async function main(): Promise<number> {
   });
   const seconds = Number(values.seconds), senders = Number(values.senders);
   const sessions = Number(values.sessions), warmup = Number(values.warmup);
-  const port = values.port ? Number(values.port) : freePort();
+  const port = values.port ? Number(values.port) : await freePort();
   const home = await Deno.makeTempDir({ prefix: "courier-bench-" });
   const url = `http://127.0.0.1:${port}`;
   const started = await courier(["start", "--home", home, "--port", String(port), "--json"]);

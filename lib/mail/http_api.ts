@@ -67,7 +67,15 @@ function notFound(path: string): Response {
   return mailJsonResponse({ error: `not found: ${path}` }, 404);
 }
 
-async function inbound(service: MailService, request: Request, parts: string[]): Promise<Response> {
+/**
+ * What inbound and outbound posts share: the path shape, the method, 503
+ * while draining, the provider name and a size-limited JSON body.
+ */
+async function postedJson(
+  service: MailService,
+  request: Request,
+  parts: string[],
+): Promise<Response | { provider: string; body: Record<string, unknown> }> {
   if (parts.length !== 2) return notFound(`/api/v1/${parts.join("/")}`);
   if (request.method !== "POST") return methodNotAllowed(request.method, "POST");
   if (service.isDraining) {
@@ -75,8 +83,13 @@ async function inbound(service: MailService, request: Request, parts: string[]):
     return mailJsonResponse({ error: "courier is stopping; retry shortly" }, 503);
   }
   const provider = validateProvider(parts[1]);
-  const body = await readJsonBody(request, service.settings.maxBodyBytes);
-  const result = await service.receive(provider, validateInbound(body));
+  return { provider, body: await readJsonBody(request, service.settings.maxBodyBytes) };
+}
+
+async function inbound(service: MailService, request: Request, parts: string[]): Promise<Response> {
+  const posted = await postedJson(service, request, parts);
+  if (posted instanceof Response) return posted;
+  const result = await service.receive(posted.provider, validateInbound(posted.body));
   return mailJsonResponse(result, 202);
 }
 
@@ -85,15 +98,9 @@ async function outbound(
   request: Request,
   parts: string[],
 ): Promise<Response> {
-  if (parts.length !== 2) return notFound(`/api/v1/${parts.join("/")}`);
-  if (request.method !== "POST") return methodNotAllowed(request.method, "POST");
-  if (service.isDraining) {
-    await request.body?.cancel().catch(() => {});
-    return mailJsonResponse({ error: "courier is stopping; retry shortly" }, 503);
-  }
-  const provider = validateProvider(parts[1]);
-  const body = await readJsonBody(request, service.settings.maxBodyBytes);
-  return mailJsonResponse(await service.send(provider, validateOutbound(body)), 202);
+  const posted = await postedJson(service, request, parts);
+  if (posted instanceof Response) return posted;
+  return mailJsonResponse(await service.send(posted.provider, validateOutbound(posted.body)), 202);
 }
 
 function listFilter(url: URL): MailListFilter {

@@ -39,16 +39,3 @@ export async function releaseTestPort(port: number): Promise<void> {
   allocator ??= new PortAllocator({ dir: TEST_LEASE_DIR });
   await allocator.release(port, { ownerPid: Deno.pid });
 }
-
-/**
- * A free ephemeral port on 127.0.0.1 (bound by the kernel, then released).
- *
- * @deprecated Another process may take the port before the test binds it;
- * use {@link leaseTestPort}, which leases it across processes.
- */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
