@@ -75,3 +75,41 @@ export {
 } from "./lib/ports/mod.ts";
 export { homeLayout, resolveHome } from "./lib/home/mod.ts";
 export { VERSION } from "./lib/version/mod.ts";
+// Types (and the error base class) that the API above names in its signatures.
+export {
+  type ClaimEntry,
+  type InboundInput,
+  type JournalOptions,
+  type MailboxLayout,
+  type MailListFilter,
+  type MailMetrics,
+  type MailSender,
+  MailService,
+  type MailSession,
+  type MailSettings,
+  type MailStatus,
+  type MailSummary,
+  type OutboundInput,
+  type OutboundTarget,
+  type ReceiveResult,
+  type SessionType,
+} from "./lib/mail/mod.ts";
+export { CourierError, ExitCode, type ExitCodeValue } from "./lib/errors/mod.ts";
+export {
+  type DaemonExtension,
+  type DaemonState,
+  type ExtensionContext,
+  type FindDaemonsOptions,
+  type KillResult,
+  type ReadinessReporter,
+  type ServiceStateName,
+  type StartResult,
+  type StatusOptions,
+  type StopAllOptions,
+  type StopOptions,
+  type StopResult,
+} from "./lib/service/mod.ts";
+export { type HomeLayout } from "./lib/home/mod.ts";
+export { type Logger } from "./lib/log/mod.ts";
+export { type RunMode } from "./lib/proc/mod.ts";
+export { type SocketEntry } from "./lib/net/mod.ts";

@@ -14,6 +14,8 @@ export class CourierError extends Error {
   readonly details: string[];
 
   /**
+   * An expected error that the CLI reports without a stack trace.
+   *
    * @param message What happened and what to do next, in one line.
    * @param options Exit code, cause and detail lines.
    */
