@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { homeLayout } from "../lib/home/mod.ts";
 import { readProcessIdentity } from "../lib/proc/mod.ts";
 import { type DaemonState, findDaemons } from "../lib/service/mod.ts";
-import { courier, json, withHome } from "./helpers/courier.ts";
+import { courier, courierCommand, json, withHome } from "./helpers/courier.ts";
 import { leaseTestPort } from "./helpers/ports.ts";
 
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
@@ -245,6 +245,42 @@ Deno.test("--port auto falls back to the lease range when the preferred port is 
       assert.equal((await h.run(["stop"])).code, 0);
     } finally {
       holder.close();
+    }
+  });
+});
+
+Deno.test("logs --follow prints lines as the daemon writes them", async () => {
+  await withHome(async (h) => {
+    const { command, args } = courierCommand(["logs", "--follow", "--home", h.home]);
+    const follower = new Deno.Command(command, { args, stdout: "piped", stderr: "null" }).spawn();
+    const reader = follower.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    try {
+      // The start lines arrive either as history or as followed lines; the stop lines can only
+      // arrive by following, since the follower has printed before the daemon is stopped.
+      let text = "";
+      let started = false;
+      while (!/started: listening on/.test(text)) {
+        if (!started) {
+          started = true;
+          assert.equal((await h.run(["start", "--port", String(await leaseTestPort())])).code, 0);
+        }
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += value;
+      }
+      assert.match(text, /INFO .*started: listening on/);
+      assert.equal((await h.run(["stop"])).code, 0);
+      while (!/INFO .* stopped\n/.test(text)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += value;
+      }
+      assert.match(text, /stopping \(SIGTERM\)/);
+    } finally {
+      reader.releaseLock();
+      follower.kill("SIGTERM");
+      await follower.status;
+      await follower.stdout.cancel().catch(() => {});
     }
   });
 });
