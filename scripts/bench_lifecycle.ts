@@ -14,7 +14,7 @@
  */
 import { spawn } from "node:child_process";
 import { parseArgs } from "node:util";
-import { currentRunMode, selfCommand } from "../lib/proc/mod.ts";
+import { selfCommand, sourceRunMode } from "../lib/proc/mod.ts";
 import { allocatePort } from "../lib/ports/mod.ts";
 
 const LEASE_DIR = `${Deno.env.get("TMPDIR") ?? "/tmp"}/courier-bench-port-leases`;
@@ -24,14 +24,7 @@ const { values } = parseArgs({
   options: { rounds: { type: "string", default: "10" } },
 });
 const rounds = Number(values.rounds);
-const main = new URL("../main.ts", import.meta.url).pathname;
-const config = new URL("../deno.json", import.meta.url).pathname;
-const mode = {
-  ...currentRunMode(),
-  standalone: false,
-  mainModule: `file://${main}`,
-  configPath: config,
-};
+const mode = sourceRunMode(new URL("../main.ts", import.meta.url).href);
 
 /** A port leased for this benchmark process (held until it exits). */
 function freePort(): Promise<number> {

@@ -17,11 +17,11 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { mailboxLayout, parseMail } from "../lib/mail/mod.ts";
 import { allocatePort } from "../lib/ports/mod.ts";
+import { selfCommand, sourceRunMode } from "../lib/proc/mod.ts";
 
 const LEASE_DIR = `${Deno.env.get("TMPDIR") ?? "/tmp"}/courier-bench-port-leases`;
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
+const MAIN_URL = new URL("../main.ts", import.meta.url).href;
 
 interface PhaseResult {
   /** Requests answered with the expected status. */
@@ -90,8 +90,9 @@ async function load(
 }
 
 async function courier(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "--allow-all", "--config", CONFIG, MAIN, ...args],
+  const command = selfCommand(args, { mode: sourceRunMode(MAIN_URL) });
+  const output = await new Deno.Command(command.command, {
+    args: command.args,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

@@ -14,9 +14,8 @@ import {
   SHELLS,
 } from "../lib/completions/mod.ts";
 import { VERSION } from "../lib/version/mod.ts";
+import { courier } from "./helpers/courier.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 const decoder = new TextDecoder();
 
 interface Run {
@@ -340,21 +339,20 @@ shellTest("fish", "fish completes commands, nested subcommands, options and choi
 });
 
 Deno.test("courier completions: prints the script, exit 0; a bad shell is a usage error (64)", async () => {
-  const base = ["run", "--quiet", "--allow-all", "--config", CONFIG, MAIN, "completions"];
-  const bash = await run(Deno.execPath(), [...base, "bash"]);
+  const bash = await courier(["completions", "bash"]);
   assert.equal(bash.code, 0, bash.stderr);
   assert.equal(bash.stdout, completionScript("bash", COMMANDS));
-  const json = await run(Deno.execPath(), [...base, "fish", "--json"]);
+  const json = await courier(["completions", "fish", "--json"]);
   assert.equal(json.code, 0, json.stderr);
   assert.deepEqual(JSON.parse(json.stdout), {
     shell: "fish",
     script: completionScript("fish", COMMANDS),
   });
-  const unknown = await run(Deno.execPath(), [...base, "tcsh"]);
+  const unknown = await courier(["completions", "tcsh"]);
   assert.equal(unknown.code, 64);
   assert.match(unknown.stderr, /unknown shell "tcsh": expected one of bash, zsh, fish/);
   assert.ok(!unknown.stderr.includes("    at "), "no stack trace for a usage error");
-  const none = await run(Deno.execPath(), [...base]);
+  const none = await courier(["completions"]);
   assert.equal(none.code, 64);
   assert.match(none.stderr, /which shell\?/);
 });

@@ -36,12 +36,22 @@ export interface CommandLine {
 /** The run mode of the current process. */
 export function currentRunMode(): RunMode {
   const standalone = Boolean((Deno.build as { standalone?: boolean }).standalone);
-  const mode: RunMode = { standalone, execPath: Deno.execPath(), mainModule: Deno.mainModule };
-  if (!standalone && mode.mainModule.startsWith("file:")) {
-    const config = new URL("./deno.json", mode.mainModule);
+  if (standalone) return { standalone, execPath: Deno.execPath(), mainModule: Deno.mainModule };
+  return sourceRunMode(Deno.mainModule);
+}
+
+/**
+ * The `deno run` mode for the entry module `mainModule` (a URL), with the
+ * `deno.json` beside it when there is one: how tests and benchmarks run
+ * courier from source.
+ */
+export function sourceRunMode(mainModule: string): RunMode {
+  const mode: RunMode = { standalone: false, execPath: Deno.execPath(), mainModule };
+  if (mainModule.startsWith("file:")) {
+    const config = new URL("./deno.json", mainModule);
     try {
       Deno.statSync(config);
-      mode.configPath = config.pathname;
+      mode.configPath = decodeURIComponent(config.pathname);
     } catch {
       // no deno.json beside the entry module: run without one
     }

@@ -5,11 +5,16 @@
  * the test if any was still running: a leaked daemon is a bug.
  */
 import { findDaemons } from "../../lib/service/mod.ts";
-import { signalIfSame, waitForExit } from "../../lib/proc/mod.ts";
+import {
+  type CommandLine,
+  selfCommand,
+  signalIfSame,
+  sourceRunMode,
+  waitForExit,
+} from "../../lib/proc/mod.ts";
 
 /** Absolute path of `main.ts`. */
 export const MAIN: string = new URL("../../main.ts", import.meta.url).pathname;
-const CONFIG: string = new URL("../../deno.json", import.meta.url).pathname;
 
 /** What a CLI run printed and returned. */
 export interface RunResult {
@@ -22,11 +27,8 @@ export interface RunResult {
 }
 
 /** The command line that runs courier under `deno run`. */
-export function courierCommand(args: string[]): { command: string; args: string[] } {
-  return {
-    command: Deno.execPath(),
-    args: ["run", "--quiet", "--allow-all", "--config", CONFIG, MAIN, ...args],
-  };
+export function courierCommand(args: string[]): CommandLine {
+  return selfCommand(args, { mode: sourceRunMode(new URL("../../main.ts", import.meta.url).href) });
 }
 
 /** Runs `courier args…` to completion. */
