@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { homeLayout } from "../home/mod.ts";
+import { homeLayout, writableError } from "../home/mod.ts";
 import { findPortHolder, isPortFree } from "../net/mod.ts";
 import { hasTool } from "../proc/mod.ts";
 import { DEFAULT_HOST, DEFAULT_PORT, findDaemons, getStatus } from "../service/mod.ts";
@@ -66,19 +66,14 @@ async function checkHome(root: string): Promise<Finding[]> {
   }
   const findings: Finding[] = [];
   for (const dir of [root, join(root, "run"), join(root, "log")]) {
-    const probe = join(dir, `.doctor-${Deno.pid}`);
-    try {
-      await Deno.writeTextFile(probe, "", { createNew: true });
-      await Deno.remove(probe);
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) continue; // created on start
-      findings.push({
-        check: "home",
-        level: "problem",
-        message: `${dir} is not writable: ${(error as Error).message}`,
-        fix: `chmod u+rwx ${dir}`,
-      });
-    }
+    const error = await writableError(dir);
+    if (!error || error instanceof Deno.errors.NotFound) continue; // missing ones: created on start
+    findings.push({
+      check: "home",
+      level: "problem",
+      message: `${dir} is not writable: ${error.message}`,
+      fix: `chmod u+rwx ${dir}`,
+    });
   }
   if (((info.mode ?? 0) & 0o022) !== 0) {
     findings.push({

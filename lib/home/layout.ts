@@ -67,16 +67,24 @@ export async function ensureHome(layout: HomeLayout): Promise<void> {
         throw new HomePermissionError(dir, error);
       }
     }
-    const probe = join(dir, `.probe-${Deno.pid}`);
-    try {
-      await Deno.writeTextFile(probe, "", { createNew: true });
-      await Deno.remove(probe);
-    } catch (error) {
-      if (error instanceof Deno.errors.AlreadyExists) {
-        await Deno.remove(probe).catch(() => {});
-        continue;
-      }
-      throw new HomePermissionError(dir, error);
-    }
+    const error = await writableError(dir);
+    if (error) throw new HomePermissionError(dir, error);
   }
+}
+
+/**
+ * Whether files can be created in `dir`: `null` when they can, else the
+ * error that creating a probe file gave (`Deno.errors.NotFound` when the
+ * folder does not exist). The probe file is removed again.
+ */
+export async function writableError(dir: string): Promise<Error | null> {
+  const probe = join(dir, `.probe-${Deno.pid}`);
+  try {
+    await Deno.writeTextFile(probe, "", { createNew: true });
+  } catch (error) {
+    // A probe left by a crashed process of the same PID still proves the folder writable.
+    if (!(error instanceof Deno.errors.AlreadyExists)) return error as Error;
+  }
+  await Deno.remove(probe).catch(() => {});
+  return null;
 }

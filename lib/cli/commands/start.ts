@@ -133,9 +133,11 @@ async function runForeground(home: string, settings: ServeSettings, out: Output)
   });
 }
 
-async function doStart(ctx: CommandContext, hint: string): Promise<number> {
+async function doStart(
+  ctx: CommandContext,
+  options: ReturnType<typeof startOptions>,
+): Promise<number> {
   const home = resolveHome(ctx.homeOption);
-  const options = startOptions(ctx, hint);
   if (ctx.values.foreground) {
     return await runForeground(home, options.settings, ctx.out);
   }
@@ -177,7 +179,7 @@ export const startCommand: Command = {
     "start [--port N|auto] [--host H] [--foreground] [--timeout SECONDS] [--if-not-running]",
   ],
   options: START_OPTIONS,
-  run: (ctx) => doStart(ctx, "courier start --help"),
+  run: (ctx) => doStart(ctx, startOptions(ctx, "courier start --help")),
 };
 
 /** `courier restart`. */
@@ -195,7 +197,7 @@ export const restartCommand: Command = {
   },
   async run(ctx) {
     const hint = "courier restart --help";
-    startOptions(ctx, hint); // validate everything before stopping anything
+    const options = startOptions(ctx, hint); // parsed before anything is stopped
     const stopTimeout = stringOption(ctx.values, "stop-timeout");
     const timeoutMs = stopTimeout === undefined
       ? undefined
@@ -206,7 +208,7 @@ export const restartCommand: Command = {
     } catch (error) {
       if (!(error instanceof NotRunningError)) throw error;
     }
-    return await doStart(ctx, hint);
+    return await doStart(ctx, options);
   },
 };
 
