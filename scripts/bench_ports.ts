@@ -93,8 +93,9 @@ async function worker(config: BenchConfig): Promise<void> {
   const report: WorkerReport = { ports: [], lat: [], errors: 0 };
   // Set-up before the barrier, as the peer's workers build their allocator:
   // PortAllocator.prepare() creates the registry directory, takes the socket
-  // census if it is stale, and runs the lock/registry code once (V8 compiles
-  // lazily; the peer's Python has no such first-call cost).
+  // census if it is stale, runs the lock/registry code once (V8 compiles
+  // lazily; the peer's Python has no such first-call cost), and keeps the
+  // lock file and its watch open for the allocations to come.
   await allocator.prepare();
   say("ready");
   if ((await input.next()).value !== "go") return;
@@ -111,6 +112,7 @@ async function worker(config: BenchConfig): Promise<void> {
   say("held"); // everyone holds all their leases here
   if ((await input.next()).value !== "release") return;
   for (const port of report.ports) await allocator.release(port);
+  await allocator.close();
   say(JSON.stringify(report));
 }
 

@@ -26,8 +26,9 @@ async function withAllocator(
   options: PortAllocatorOptions = {},
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "courier-ports-" });
+  await using allocator = new PortAllocator({ dir, ...options });
   try {
-    await fn(new PortAllocator({ dir, ...options }), dir);
+    await fn(allocator, dir);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -337,8 +338,36 @@ Deno.test("a malformed or abandoned request in the queue is never served, and is
       join(queue, `${dead}.req`),
       JSON.stringify({ id: dead, requester: { pid: 999999999, startTime: "1" }, netns: null, op }),
     );
+    // An answer nobody will collect: its request was withdrawn.
+    await Deno.writeTextFile(join(queue, `${dead}9.ans`), JSON.stringify({ released: true }));
     const lease = await allocator.allocate({ range: only(a) });
     assert.equal(lease.port, a); // the dead requester's request did not take it
     assert.deepEqual([...Deno.readDirSync(queue)], []);
+  });
+});
+
+Deno.test("a prepared allocator waits for a holder with its kept watch, serves concurrent calls, and closes cleanly", async () => {
+  const [a, b] = await testPorts(2);
+  const range = { start: Math.min(a, b), end: Math.max(a, b) };
+  await withAllocator(async (allocator, dir) => {
+    await allocator.prepare();
+    // Another handle holds the lock: both calls queue and wait (one on the kept watch).
+    const holder = await Deno.open(join(dir, "ports.lock"), { read: true, write: true });
+    await holder.lock(true);
+    const calls = [
+      allocator.allocate({ range, preferred: a }),
+      allocator.allocate({ range, preferred: a }),
+    ];
+    const queue = join(dir, "ports.queue");
+    while ([...Deno.readDirSync(queue)].length < 2) await new Promise((r) => setTimeout(r, 1));
+    holder.close(); // lets go and wakes them, as a holder does
+    const ports = (await Promise.all(calls)).map((lease) => lease.port).sort((x, y) => x - y);
+    assert.deepEqual(ports, [range.start, range.end]);
+    assert.equal((await allocator.list()).length, 2);
+    // Closing lets go of the kept handles (the test's resource check sees none left),
+    // and the allocator still works without them.
+    await allocator.close();
+    assert.equal(await allocator.release(a), true);
+    assert.equal(await allocator.release(b), true);
   });
 });

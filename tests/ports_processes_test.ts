@@ -142,7 +142,7 @@ Deno.test("a killed owner's port is reclaimed by the next allocation; a live own
 
 Deno.test("a stuck lock holder makes allocations fail with a lock timeout, naming it", async () => {
   await withDir(async (dir) => {
-    await new PortAllocator({ dir }).prepare();
+    await new PortAllocator({ dir }).gc(); // creates the registry directory and lock file
     const lock = await Deno.open(join(dir, "ports.lock"), { read: true, write: true });
     try {
       await lock.lock(true);

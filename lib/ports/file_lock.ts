@@ -101,6 +101,15 @@ export class HolderWatch {
   }
 
   /**
+   * Whether no wait is left pending (one that timed out still listens for
+   * the next event, and keeps the process alive until it comes or the
+   * watch is closed).
+   */
+  get idle(): boolean {
+    return this.#pending === null;
+  }
+
+  /**
    * Resolves at the next event since the watch began (events that came
    * before this call count, so none is missed), or after `ms`.
    */

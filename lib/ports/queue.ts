@@ -1,4 +1,3 @@
-import { join } from "node:path";
 import type { ProcessIdentity } from "../proc/mod.ts";
 import type { PortRangeUsage } from "./errors.ts";
 import { isValidPort, type PortRange } from "./range.ts";
@@ -50,12 +49,8 @@ export type Answer =
   | { no_free_port: { range: PortRange; usage: PortRangeUsage } }
   | { released: boolean };
 
-/** A request file's content: the request, and once served its answer. */
-interface RequestFile extends QueuedRequest {
-  answer?: Answer;
-}
-
-const SUFFIX = ".req";
+const REQUEST = ".req";
+const ANSWER = ".ans";
 
 /** Request files left by requesters that died mid-write are removed after 60 s. */
 const GARBAGE_MS = 60_000;
@@ -109,7 +104,7 @@ function isOp(op: unknown): op is AllocateOp | ReleaseOp {
 }
 
 /** Validates a request file's content: anything else is skipped, never served. */
-function parseRequestFile(text: string): RequestFile | null {
+function parseRequestFile(text: string): QueuedRequest | null {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -118,8 +113,7 @@ function parseRequestFile(text: string): RequestFile | null {
   }
   if (!isRecord(raw) || typeof raw.id !== "string" || !isIdentity(raw.requester)) return null;
   if (!(raw.netns === null || typeof raw.netns === "string") || !isOp(raw.op)) return null;
-  if (raw.answer !== undefined && !isRecord(raw.answer)) return null;
-  return raw as unknown as RequestFile;
+  return { id: raw.id, requester: raw.requester, netns: raw.netns, op: raw.op };
 }
 
 /** What {@link RequestQueue.scan} found. */
@@ -133,18 +127,20 @@ export interface QueueScan {
 /**
  * Requests waiting for the registry lock: group commit across processes.
  *
- * Each allocation or release first drops its request into `ports.queue/`
- * and then waits. Whoever gets the lock serves every request queued by then
- * in one read-modify-write of the registry (one read, one write) and writes
- * each answer into its request file before letting go; the waiters, woken
- * together when it lets go (`HolderWatch`), read their answers in parallel
- * and leave. Under contention, N queued operations cost one registry write
- * instead of N, and no answered waiter queues behind another.
+ * Each allocation or release first drops its request into the queue
+ * directory (`<id>.req`) and then waits. Whoever gets the lock serves every
+ * request queued by then in one read-modify-write of the registry (one
+ * read, one write) and leaves each answer in a new file beside it
+ * (`<id>.ans`) before letting go; the waiters, woken together when it lets
+ * go (`HolderWatch`), read their answers in parallel and leave. Under
+ * contention, N queued operations cost one registry write instead of N, and
+ * no answered waiter queues behind another.
  *
- * The holder reads request files under the lock; one being written as it
- * looks, or not a valid request, is skipped (and removed once a minute
- * old). A requester reads its answer without the lock, once the holder
- * that wrote it has let go; a file being rewritten reads as no answer.
+ * Every file is written once and never rewritten (rewriting a file in
+ * place makes ext4 flush it to disk on close). The holder reads request
+ * files under the lock; one being written as it looks, or not a valid
+ * request, is skipped (and removed once a minute old). A requester reads
+ * its answer once the holder that wrote it has let go.
  */
 export class RequestQueue {
   /** The queue directory. */
@@ -164,13 +160,13 @@ export class RequestQueue {
     await Deno.mkdir(this.dir, { recursive: true, mode: 0o700 });
   }
 
-  #path(id: string): string {
-    return join(this.dir, id + SUFFIX);
+  #path(id: string, suffix: string): string {
+    return `${this.dir}/${id}${suffix}`;
   }
 
   /** Queues `request` (a new file, written in one call). */
   post(request: QueuedRequest): void {
-    Deno.writeTextFileSync(this.#path(request.id), JSON.stringify(request), {
+    Deno.writeTextFileSync(this.#path(request.id, REQUEST), JSON.stringify(request), {
       createNew: true,
       mode: 0o600,
     });
@@ -178,44 +174,52 @@ export class RequestQueue {
 
   /**
    * The answer to request `id`, if a lock holder left one. Read it once the
-   * holder let go of the lock: a file being rewritten reads as no answer.
+   * holder let go of the lock: one being written reads as no answer.
    */
   takeAnswer(id: string): Answer | null {
     try {
-      return parseRequestFile(Deno.readTextFileSync(this.#path(id)))?.answer ?? null;
+      const answer: unknown = JSON.parse(Deno.readTextFileSync(this.#path(id, ANSWER)));
+      return isRecord(answer) ? answer as Answer : null;
     } catch {
       return null;
     }
   }
 
   /**
-   * Writes the answer into the request's file (call under the exclusive
-   * lock, after the registry is written). A withdrawn request stays gone.
+   * Leaves the answer to `request` (call under the exclusive lock, after the
+   * registry is written).
    */
   answer(request: QueuedRequest, answer: Answer): void {
-    const file: RequestFile = { ...request, answer };
     try {
-      Deno.writeTextFileSync(this.#path(request.id), JSON.stringify(file), { create: false });
+      Deno.writeTextFileSync(this.#path(request.id, ANSWER), JSON.stringify(answer), {
+        createNew: true,
+        mode: 0o600,
+      });
     } catch {
-      // withdrawn meanwhile (its requester gave up): nothing to answer
+      // answered already (by a holder that died before its requester collected it)
     }
   }
 
-  /** Removes request `id` (safe outside the lock). */
+  /** Removes request `id` and its answer (safe outside the lock). */
   withdraw(id: string): void {
-    try {
-      Deno.removeSync(this.#path(id));
-    } catch {
-      // never written, or already gone
+    for (const suffix of [REQUEST, ANSWER]) {
+      try {
+        Deno.removeSync(this.#path(id, suffix));
+      } catch {
+        // never written, or already gone
+      }
     }
   }
 
   /** The queued requests, answered or not (call under the exclusive lock). */
   scan(now: number): QueueScan {
     const ids: string[] = [];
+    const answered = new Set<string>();
     try {
       for (const entry of Deno.readDirSync(this.dir)) {
-        if (entry.name.endsWith(SUFFIX)) ids.push(entry.name.slice(0, -SUFFIX.length));
+        const name = entry.name;
+        if (name.endsWith(REQUEST)) ids.push(name.slice(0, -REQUEST.length));
+        else if (name.endsWith(ANSWER)) answered.add(name.slice(0, -ANSWER.length));
       }
     } catch {
       return { pending: [], answered: [] };
@@ -224,19 +228,21 @@ export class RequestQueue {
     for (const id of ids.sort()) {
       let text: string;
       try {
-        text = Deno.readTextFileSync(this.#path(id));
+        text = Deno.readTextFileSync(this.#path(id, REQUEST));
       } catch {
         continue; // withdrawn meanwhile
       }
-      const file = parseRequestFile(text);
-      if (!file || file.id !== id) {
+      const request = parseRequestFile(text);
+      if (!request || request.id !== id) {
         // Being written right now, or left half-written by a requester that died.
         if (!(now - Number(id.split("-")[0]) < GARBAGE_MS)) this.withdraw(id);
         continue;
       }
-      const { answer, ...request } = file;
-      (answer ? result.answered : result.pending).push(request);
+      (answered.has(id) ? result.answered : result.pending).push(request);
     }
+    // Answers whose request is gone: its requester left (answers are only written under the lock).
+    const requested = new Set(ids);
+    for (const id of answered) if (!requested.has(id)) this.withdraw(id);
     return result;
   }
 }
