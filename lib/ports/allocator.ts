@@ -539,18 +539,14 @@ export class PortAllocator {
     const now = this.#now();
     const data = this.#read();
     const state: TransactionState = { now, dirty: false, pruned: [] };
-    const queue = this.#queue.scan(Date.now());
-    const requests = queue.pending;
+    const requests = this.#queue.scan(Date.now());
     if (own && !requests.some((r) => r.id === own.id)) requests.push(own);
 
     const owners = new OwnerCheck();
     await owners.load([
       ...data.leases.map((lease) => lease.owner),
       ...requests.map((r) => r.requester),
-      ...queue.answered.map((r) => r.requester),
     ]);
-    // Answers never collected because their requester died.
-    for (const r of queue.answered) if (!owners.alive(r.requester)) this.#queue.withdraw(r.id);
     const kept: Lease[] = [];
     const leased = new Set<number>();
     for (const lease of data.leases) {
@@ -609,7 +605,7 @@ export class PortAllocator {
     };
     await serve(requests);
     // Requests queued while this batch was served join it before the write.
-    if (served.length > 0) await serve(this.#queue.scan(Date.now()).pending);
+    if (served.length > 0) await serve(this.#queue.scan(Date.now(), seen));
     const value = await body?.(data, state);
     const sync = state.dirty ? writeRegistry(this.paths.registry, data) : null;
     for (const request of served) {

@@ -116,14 +116,6 @@ function parseRequestFile(text: string): QueuedRequest | null {
   return { id: raw.id, requester: raw.requester, netns: raw.netns, op: raw.op };
 }
 
-/** What {@link RequestQueue.scan} found. */
-export interface QueueScan {
-  /** Requests not answered yet, oldest first. */
-  pending: QueuedRequest[];
-  /** Requests answered but not collected yet (their requester may have died). */
-  answered: QueuedRequest[];
-}
-
 /**
  * Requests waiting for the registry lock: group commit across processes.
  *
@@ -211,8 +203,15 @@ export class RequestQueue {
     }
   }
 
-  /** The queued requests, answered or not (call under the exclusive lock). */
-  scan(now: number): QueueScan {
+  /**
+   * The requests waiting for an answer, oldest first (call under the
+   * exclusive lock), except those in `skip` (already seen). On the way it
+   * removes what nobody will collect: answers whose request was withdrawn,
+   * and files a minute old that are not valid requests or whose answer was
+   * never collected (their requester died; one that merely stalled finds
+   * its lease again by its request id).
+   */
+  scan(now: number, skip?: ReadonlySet<string>): QueuedRequest[] {
     const ids: string[] = [];
     const answered = new Set<string>();
     try {
@@ -222,10 +221,16 @@ export class RequestQueue {
         else if (name.endsWith(ANSWER)) answered.add(name.slice(0, -ANSWER.length));
       }
     } catch {
-      return { pending: [], answered: [] };
+      return [];
     }
-    const result: QueueScan = { pending: [], answered: [] };
+    const pending: QueuedRequest[] = [];
+    const old = (id: string) => !(now - Number(id.split("-")[0]) < GARBAGE_MS);
     for (const id of ids.sort()) {
+      if (answered.has(id)) {
+        if (old(id)) this.withdraw(id);
+        continue;
+      }
+      if (skip?.has(id)) continue;
       let text: string;
       try {
         text = Deno.readTextFileSync(this.#path(id, REQUEST));
@@ -235,14 +240,14 @@ export class RequestQueue {
       const request = parseRequestFile(text);
       if (!request || request.id !== id) {
         // Being written right now, or left half-written by a requester that died.
-        if (!(now - Number(id.split("-")[0]) < GARBAGE_MS)) this.withdraw(id);
+        if (old(id)) this.withdraw(id);
         continue;
       }
-      (answered.has(id) ? result.answered : result.pending).push(request);
+      pending.push(request);
     }
     // Answers whose request is gone: its requester left (answers are only written under the lock).
     const requested = new Set(ids);
     for (const id of answered) if (!requested.has(id)) this.withdraw(id);
-    return result;
+    return pending;
   }
 }
