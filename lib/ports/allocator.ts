@@ -296,9 +296,10 @@ export class PortAllocator {
    *
    * From then on the allocator also keeps the lock file and a watch on it
    * (a thread of the runtime) open, rather than opening and closing them on
-   * every call: under contention that is a fifth of an allocation's latency. {@link close} lets go of
-   * them (or `await using`). Optional: allocations do all of this as
-   * needed; latency-sensitive programs call it at start-up.
+   * every call: under contention that is about a fifth of an allocation's
+   * latency. {@link close} lets go of them (or `await using`). Optional:
+   * allocations do all of this as needed; latency-sensitive programs call
+   * it at start-up.
    *
    * @example
    * ```ts

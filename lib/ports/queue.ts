@@ -52,7 +52,10 @@ export type Answer =
 const REQUEST = ".req";
 const ANSWER = ".ans";
 
-/** Request files left by requesters that died mid-write are removed after 60 s. */
+/**
+ * Files nobody will collect (a request half-written by a requester that
+ * died, an answer its requester never took) are removed after 60 s.
+ */
 const GARBAGE_MS = 60_000;
 
 let sequence = 0;
@@ -188,7 +191,7 @@ export class RequestQueue {
         mode: 0o600,
       });
     } catch {
-      // answered already (by a holder that died before its requester collected it)
+      // Answered already, or the queue is gone: the requester finds its lease by request id.
     }
   }
 
