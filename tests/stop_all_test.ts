@@ -90,6 +90,16 @@ Deno.test("stop --all stops every daemon, orphans included, and never a look-ali
       assert.match(none.stdout, /No courier daemons found/);
     } finally {
       for (const child of lookalikes) {
+        // The bash look-alikes run `sleep` as their child: stop it too, not only the parent.
+        const children = await Deno.readTextFile(`/proc/${child.pid}/task/${child.pid}/children`)
+          .catch(() => "");
+        for (const pid of children.split(" ").filter(Boolean).map(Number)) {
+          try {
+            Deno.kill(pid, "SIGKILL");
+          } catch {
+            // already gone
+          }
+        }
         child.kill("SIGKILL");
         await child.status;
         await child.stdout.cancel().catch(() => {});
