@@ -121,6 +121,18 @@ function quantile(sorted: number[], f: number): number {
   return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(f * sorted.length))] * 100) / 100;
 }
 
+/** The flags every worker gets, in the peer's spelling: `--per-proc`, `--start`, `--size`. */
+function workloadFlags(config: BenchConfig): string[] {
+  return [
+    "--per-proc",
+    String(config.perProc),
+    "--start",
+    String(config.start),
+    "--size",
+    String(config.size),
+  ];
+}
+
 /** Runs courier's side of the benchmark and returns its result line. */
 export async function runCourierBench(config: BenchConfig): Promise<BenchResult> {
   const dir = config.dir ?? await Deno.makeTempDir({ prefix: "courier-bench-" });
@@ -135,12 +147,7 @@ export async function runCourierBench(config: BenchConfig): Promise<BenchResult>
         "--worker",
         "--dir",
         dir,
-        "--per-proc",
-        String(config.perProc),
-        "--start",
-        String(config.start),
-        "--size",
-        String(config.size),
+        ...workloadFlags(config),
       ],
       stdin: "piped",
       stdout: "piped",
@@ -209,19 +216,7 @@ export async function runPeerBench(config: BenchConfig): Promise<BenchResult | s
   const dir = config.dir ?? await Deno.makeTempDir({ prefix: "aidb-bench-" });
   try {
     const output = await new Deno.Command("python3", {
-      args: [
-        path,
-        "--procs",
-        String(config.procs),
-        "--per-proc",
-        String(config.perProc),
-        "--start",
-        String(config.start),
-        "--size",
-        String(config.size),
-        "--dir",
-        dir,
-      ],
+      args: [path, "--procs", String(config.procs), ...workloadFlags(config), "--dir", dir],
       stdout: "piped",
       stderr: "piped",
     }).output();
