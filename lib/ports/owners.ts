@@ -1,4 +1,5 @@
 import { CourierError } from "../errors/mod.ts";
+import { readSmallTextSync } from "../fs/mod.ts";
 import {
   parseProcStat,
   type ProcessIdentity,
@@ -48,7 +49,7 @@ function bootIdSync(): string | undefined {
 function readIdentitySync(pid: number): ProcessIdentity | null {
   let text: string;
   try {
-    text = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    text = readSmallTextSync(`/proc/${pid}/stat`);
   } catch {
     return null;
   }

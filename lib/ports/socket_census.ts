@@ -1,3 +1,4 @@
+import { readSmallTextSync } from "../fs/mod.ts";
 import { currentNetns } from "./queue.ts";
 import type { PortRange } from "./range.ts";
 
@@ -57,13 +58,13 @@ function snmpField(text: string, name: string): number | null {
 /** Reads the {@link TcpCounters}, or `null` where `/proc` does not offer them (not Linux). */
 export function readTcpCounters(): TcpCounters | null {
   try {
-    const snmp = Deno.readTextFileSync("/proc/net/snmp");
+    const snmp = readSmallTextSync("/proc/net/snmp");
     const passive = snmpField(snmp, "PassiveOpens");
     const active = snmpField(snmp, "ActiveOpens");
     if (passive === null || active === null) return null;
     let ephemeral: PortRange = { start: 1, end: 65535 }; // unknown: assume every port
     try {
-      const [start, end] = Deno.readTextFileSync("/proc/sys/net/ipv4/ip_local_port_range")
+      const [start, end] = readSmallTextSync("/proc/sys/net/ipv4/ip_local_port_range")
         .trim().split(/\s+/).map(Number);
       if (start > 0 && end >= start) ephemeral = { start, end };
     } catch {
