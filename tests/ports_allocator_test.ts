@@ -371,3 +371,27 @@ Deno.test("a prepared allocator waits for a holder with its kept watch, serves c
     assert.equal(await allocator.release(b), true);
   });
 });
+
+Deno.test("a queued request answered by another lock holder returns that answer, and leaves nothing behind", async () => {
+  const [a] = await testPorts(1);
+  await withAllocator(async (allocator, dir) => {
+    await allocator.prepare();
+    const holder = await Deno.open(join(dir, "ports.lock"), { read: true, write: true });
+    await holder.lock(true);
+    const call = allocator.release(a);
+    const queue = join(dir, "ports.queue");
+    let names: string[] = [];
+    while (names.length === 0) {
+      await new Promise((r) => setTimeout(r, 1));
+      names = [...Deno.readDirSync(queue)].map((entry) => entry.name);
+    }
+    assert.equal(names.length, 1);
+    assert.match(names[0], /^\d{13}-\d+-\d+\.req$/);
+    // Serve it as a holder does: an answer file beside the request, then let go.
+    const id = names[0].slice(0, -".req".length);
+    await Deno.writeTextFile(join(queue, `${id}.ans`), JSON.stringify({ released: true }));
+    holder.close();
+    assert.equal(await call, true); // the registry has no lease on `a`: only the answer says so
+    assert.deepEqual([...Deno.readDirSync(queue)], []);
+  });
+});

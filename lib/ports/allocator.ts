@@ -134,6 +134,20 @@ interface TransactionState {
   pruned: Lease[];
 }
 
+/** What {@link PortAllocator}'s read-modify-write of the registry returns. */
+interface CommitResult<T> {
+  /** The answer to each request served (and to the caller's own, if any). */
+  answers: Map<string, Answer>;
+  /** The transaction's clock, dirtiness and pruned leases. */
+  state: TransactionState;
+  /** What the transaction's body returned. */
+  value?: T;
+  /** Fsyncs the registry written (call after letting go of the lock), `null` if unchanged. */
+  sync: (() => void) | null;
+  /** Whether the caller's own request had been answered by an earlier holder. */
+  answeredEarlier: boolean;
+}
+
 /**
  * Leases TCP ports to processes, safely across processes: no two live
  * leases ever share a port, and a port is leased only when it is free for
@@ -272,18 +286,20 @@ export class PortAllocator {
   async list(): Promise<LeaseInfo[]> {
     await this.#ensureDirs();
     await this.#selfIdentity(); // fails clearly where process identities cannot be read
-    return await withFileLock(this.paths.lock, async () => {
+    const { leases } = await this.#locked(async () => {
       const now = this.#now();
       const data = this.#read();
       const owners = new OwnerCheck();
       await owners.load(data.leases.map((lease) => lease.owner));
-      return data.leases.map((lease) => {
+      const leases = data.leases.map((lease) => {
         const ownerAlive = lease.owner ? owners.alive(lease.owner) : null;
         const expired = isExpired(lease, now);
         const alive = ownerAlive !== false && !expired;
         return { ...publicLease(lease), owner_alive: ownerAlive, expired, alive };
       }).sort((a, b) => a.port - b.port);
-    }, { timeoutMs: this.#lockTimeout() });
+      return { leases, sync: null };
+    });
+    return leases;
   }
 
   /**
@@ -316,15 +332,11 @@ export class PortAllocator {
       watch: HolderWatch.open(this.paths.lock),
       busy: false,
     };
-    const { sync } = await withFileLock(
-      this.paths.lock,
-      () =>
-        this.#commit(null, async (data, state) => {
-          await new CensusView(data, state).busy([DEFAULT_PORT_RANGE]);
-        }),
-      { timeoutMs: this.#lockTimeout() },
+    await this.#locked(() =>
+      this.#commit(null, async (data, state) => {
+        await new CensusView(data, state).busy([DEFAULT_PORT_RANGE]);
+      })
     );
-    sync?.();
   }
 
   /**
@@ -343,12 +355,7 @@ export class PortAllocator {
     await this.#ensureDirs();
     // Where process identities cannot be read every owner would look dead: refuse instead.
     await this.#selfIdentity();
-    const { state, sync } = await withFileLock(
-      this.paths.lock,
-      () => this.#commit(null),
-      { timeoutMs: this.#lockTimeout() },
-    );
-    sync?.();
+    const { state } = await this.#locked(() => this.#commit(null));
     return state.pruned.map(publicLease);
   }
 
@@ -362,19 +369,15 @@ export class PortAllocator {
   async transfer(port: number, ownerPid: number): Promise<Lease | null> {
     const owner = await this.#owner(ownerPid);
     await this.#ensureDirs();
-    const { value, sync } = await withFileLock(
-      this.paths.lock,
-      () =>
-        this.#commit(null, (data, state) => {
-          const lease = data.leases.find((l) => l.port === port);
-          if (!lease) return null;
-          lease.owner = owner;
-          state.dirty = true;
-          return publicLease(lease);
-        }),
-      { timeoutMs: this.#lockTimeout() },
+    const { value } = await this.#locked(() =>
+      this.#commit(null, (data, state) => {
+        const lease = data.leases.find((l) => l.port === port);
+        if (!lease) return null;
+        lease.owner = owner;
+        state.dirty = true;
+        return publicLease(lease);
+      })
     );
-    sync?.();
     return value ?? null;
   }
 
@@ -443,25 +446,21 @@ export class PortAllocator {
   }
 
   /**
-   * Queues an operation, waits for the lock, and returns its answer: left
-   * by an earlier lock holder that served it, or served now by this process
-   * together with everything else queued.
+   * Runs an operation under the lock and returns its answer. Uncontended,
+   * it takes the lock and serves the operation at once (with anything
+   * queued). Otherwise it queues the operation and sleeps until a holder
+   * lets go: the answer is then either left in the queue by a holder that
+   * served it, or this call tries the lock again.
    */
   async #submit(op: AllocateOp | ReleaseOp): Promise<Answer> {
     await this.#ensureDirs();
+    const requester = await this.#selfIdentity();
     const request: QueuedRequest = {
       id: newRequestId(Date.now()),
-      requester: await this.#selfIdentity(),
+      requester,
       netns: currentNetns(),
       op,
     };
-    let posted = false;
-    try {
-      this.#queue.post(request);
-      posted = true;
-    } catch {
-      // The queue is an optimisation: serve this request directly.
-    }
     const path = this.paths.lock;
     const timeoutMs = this.#lockTimeout();
     const deadline = performance.now() + timeoutMs;
@@ -473,37 +472,48 @@ export class PortAllocator {
     // Read-only: closing it wakes nobody. Holders announce themselves with `beacon`.
     const file = kept?.file ?? Deno.openSync(path, { read: true });
     let watch = kept?.watch ?? null;
+    let posted = false;
+    let answered = false; // by another holder, which left an answer file
     let locked = false;
     let beacon: Deno.FsFile | null = null;
-    let sync: (() => void) | null = null;
+    let commit: CommitResult<unknown> | null = null;
     try {
-      for (let looked = false;; looked = true) {
-        // Whoever held the lock since we queued may have served us.
-        const answer = posted && looked ? this.#queue.takeAnswer(request.id) : null;
-        if (answer) return answer;
-        if (file.tryLockSync(true)) break;
-        if (watch === null && posted) {
-          // Start watching, then look once more: a holder letting go from now on wakes us.
-          watch = HolderWatch.open(path);
-          if (kept) kept.watch = watch;
-          if (watch !== null) continue;
+      if (!file.tryLockSync(true)) {
+        try {
+          this.#queue.post(request);
+          posted = true;
+        } catch {
+          // The queue is an optimisation: wait for the lock itself.
         }
-        if (watch === null) {
-          await acquireLock(file, { path, exclusive: true, deadline, timeoutMs });
-          break;
+        for (;;) {
+          if (file.tryLockSync(true)) break;
+          if (posted && watch === null) {
+            // Start watching, then look once more: a holder letting go from now on wakes us.
+            watch = HolderWatch.open(path);
+            if (kept) kept.watch = watch;
+            if (watch !== null) continue;
+          }
+          if (!posted || watch === null) {
+            await acquireLock(file, { path, exclusive: true, deadline, timeoutMs });
+            break;
+          }
+          const left = deadline - performance.now();
+          if (left <= 0) throw await lockTimeoutError(path, timeoutMs);
+          await watch.wait(Math.min(left, HOLDER_WATCH_BACKSTOP_MS));
+          // Whoever held the lock meanwhile may have served us.
+          const answer = this.#queue.takeAnswer(request.id);
+          if (answer) {
+            answered = true;
+            return answer;
+          }
         }
-        const left = deadline - performance.now();
-        if (left <= 0) throw await lockTimeoutError(path, timeoutMs);
-        await watch.wait(Math.min(left, HOLDER_WATCH_BACKSTOP_MS));
       }
       locked = true;
       // We hold the lock. Closing this write handle after letting go (or
-      // dying) is what wakes the waiters.
+      // dying) is what wakes the waiters that watch the lock file.
       beacon = Deno.openSync(path, { write: true });
-      const answered = posted ? this.#queue.takeAnswer(request.id) : null;
-      if (answered) return answered;
-      const commit = await this.#commit(request);
-      sync = commit.sync;
+      commit = await this.#commit(request);
+      answered = commit.answeredEarlier;
       const answer = commit.answers.get(request.id);
       if (!answer) throw new Error(`request ${request.id} was not served`);
       return answer;
@@ -513,15 +523,26 @@ export class PortAllocator {
       if (!keep) file.close();
       else if (locked) file.unlockSync();
       beacon?.close(); // …then wake the waiters
+      // Only a request this call served itself is known to have no answer file.
+      if (posted) this.#queue.withdraw(request.id, { answered: answered || commit === null });
       // A wait that timed out still listens, and would keep the process alive: close it.
       if (watch && (!keep || !watch.idle)) {
         await watch.close();
         if (kept) kept.watch = null;
       }
       if (kept) kept.busy = false;
-      if (posted) this.#queue.withdraw(request.id);
-      sync?.();
+      commit?.sync?.();
     }
+  }
+
+  /**
+   * Runs `fn` under the lock, without queueing (reading the leases, gc,
+   * prepare, transfer); then, the lock let go, runs its `sync`.
+   */
+  async #locked<R extends { sync?: (() => void) | null }>(fn: () => Promise<R>): Promise<R> {
+    const result = await withFileLock(this.paths.lock, fn, { timeoutMs: this.#lockTimeout() });
+    result.sync?.();
+    return result;
   }
 
   /**
@@ -534,14 +555,16 @@ export class PortAllocator {
   async #commit<T>(
     own: QueuedRequest | null,
     body?: (data: RegistryData, state: TransactionState) => T | Promise<T>,
-  ): Promise<
-    { answers: Map<string, Answer>; state: TransactionState; value?: T; sync: (() => void) | null }
-  > {
+  ): Promise<CommitResult<T>> {
     const now = this.#now();
     const data = this.#read();
     const state: TransactionState = { now, dirty: false, pruned: [] };
-    const requests = this.#queue.scan(Date.now());
-    if (own && !requests.some((r) => r.id === own.id)) requests.push(own);
+    const { pending: requests, answered } = this.#queue.scan(Date.now());
+    const answers = new Map<string, Answer>();
+    // Our own request may have been served by a holder in the instant before we got the lock.
+    const earlier = own && answered.has(own.id) ? this.#queue.takeAnswer(own.id) : null;
+    if (own && earlier) answers.set(own.id, earlier);
+    else if (own && !requests.some((r) => r.id === own.id)) requests.push(own);
 
     const owners = new OwnerCheck();
     await owners.load([
@@ -564,7 +587,6 @@ export class PortAllocator {
     state.dirty ||= state.pruned.length > 0;
 
     const netns = currentNetns();
-    const answers = new Map<string, Answer>();
     const served: QueuedRequest[] = [];
     const seen = new Set<string>();
     const census = new CensusView(data, state);
@@ -606,13 +628,13 @@ export class PortAllocator {
     };
     await serve(requests);
     // Requests queued while this batch was served join it before the write.
-    if (served.length > 0) await serve(this.#queue.scan(Date.now(), seen));
+    if (served.length > 0) await serve(this.#queue.scan(Date.now(), seen).pending);
     const value = await body?.(data, state);
     const sync = state.dirty ? writeRegistry(this.paths.registry, data) : null;
     for (const request of served) {
       if (request.id !== own?.id) this.#queue.answer(request, answers.get(request.id)!);
     }
-    return { answers, state, value, sync };
+    return { answers, state, value, sync, answeredEarlier: earlier !== null };
   }
 
   #serveAllocate(

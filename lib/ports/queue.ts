@@ -43,6 +43,14 @@ export interface QueuedRequest {
   op: AllocateOp | ReleaseOp;
 }
 
+/** What {@link RequestQueue.scan} finds. */
+export interface QueueScan {
+  /** Requests waiting for an answer, oldest first. */
+  pending: QueuedRequest[];
+  /** Ids of the requests answered already (their requester has not collected the answer yet). */
+  answered: Set<string>;
+}
+
 /** What the lock holder answered. */
 export type Answer =
   | { lease: Lease }
@@ -159,11 +167,13 @@ export class RequestQueue {
     return `${this.dir}/${id}${suffix}`;
   }
 
-  /** Queues `request` (a new file, written in one call). */
+  /**
+   * Queues `request` (a new file, written in one call; the queue directory
+   * is private, so the file needs no mode of its own).
+   */
   post(request: QueuedRequest): void {
     Deno.writeTextFileSync(this.#path(request.id, REQUEST), JSON.stringify(request), {
       createNew: true,
-      mode: 0o600,
     });
   }
 
@@ -188,16 +198,19 @@ export class RequestQueue {
     try {
       Deno.writeTextFileSync(this.#path(request.id, ANSWER), JSON.stringify(answer), {
         createNew: true,
-        mode: 0o600,
       });
     } catch {
       // Answered already, or the queue is gone: the requester finds its lease by request id.
     }
   }
 
-  /** Removes request `id` and its answer (safe outside the lock). */
-  withdraw(id: string): void {
-    for (const suffix of [REQUEST, ANSWER]) {
+  /**
+   * Removes request `id`, and its answer unless `answered` is `false` (safe
+   * outside the lock). A file that is already gone is no error.
+   */
+  withdraw(id: string, options: { answered?: boolean } = {}): void {
+    const suffixes = options.answered === false ? [REQUEST] : [REQUEST, ANSWER];
+    for (const suffix of suffixes) {
       try {
         Deno.removeSync(this.#path(id, suffix));
       } catch {
@@ -208,13 +221,14 @@ export class RequestQueue {
 
   /**
    * The requests waiting for an answer, oldest first (call under the
-   * exclusive lock), except those in `skip` (already seen). On the way it
-   * removes what nobody will collect: answers whose request was withdrawn,
-   * and files a minute old that are not valid requests or whose answer was
-   * never collected (their requester died; one that merely stalled finds
-   * its lease again by its request id).
+   * exclusive lock), except those in `skip` (already seen), and the ids of
+   * the requests answered already. On the way it removes what nobody will
+   * collect: answers whose request was withdrawn, and files a minute old
+   * that are not valid requests or whose answer was never collected (their
+   * requester died; one that merely stalled finds its lease again by its
+   * request id).
    */
-  scan(now: number, skip?: ReadonlySet<string>): QueuedRequest[] {
+  scan(now: number, skip?: ReadonlySet<string>): QueueScan {
     const ids: string[] = [];
     const answered = new Set<string>();
     try {
@@ -224,7 +238,7 @@ export class RequestQueue {
         else if (name.endsWith(ANSWER)) answered.add(name.slice(0, -ANSWER.length));
       }
     } catch {
-      return [];
+      return { pending: [], answered };
     }
     const pending: QueuedRequest[] = [];
     const old = (id: string) => !(now - Number(id.split("-")[0]) < GARBAGE_MS);
@@ -251,6 +265,6 @@ export class RequestQueue {
     // Answers whose request is gone: its requester left (answers are only written under the lock).
     const requested = new Set(ids);
     for (const id of answered) if (!requested.has(id)) this.withdraw(id);
-    return pending;
+    return { pending, answered };
   }
 }
