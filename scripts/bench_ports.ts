@@ -9,6 +9,12 @@
  *    "alloc_p50_ms":…,"alloc_p99_ms":…,"duplicates":N,"errors":N}
  *
  * `duplicates` counts ports held by two workers at once (must be 0).
+ *
+ * `--floor` runs the same workload with an empty critical section in place
+ * of each allocation: take an exclusive `flock` on a file, let go (impl
+ * `floor`). An allocator that takes turns under a lock cannot do less, so
+ * its latencies are what the machine itself costs: process wake-ups and
+ * scheduling with P processes on its cores. `--compare` runs it beside the seed and courier.
  * `wall_s` runs from the start barrier to the last release: Deno cannot
  * fork, so worker start-up (~0.1 s per process) is left out, while the
  * peer's forked workers start in a few milliseconds inside its wall time.
@@ -16,7 +22,8 @@
  *
  * Usage:
  *   deno run -A scripts/bench_ports.ts [--procs 8] [--per-proc 25] [--start 20000] [--size 2000] [--dir DIR]
- *   deno run -A scripts/bench_ports.ts --compare   # seed and courier at 8x25 and 32x10, with ratios
+ *   deno run -A scripts/bench_ports.ts --floor     # the same workload with empty critical sections
+ *   deno run -A scripts/bench_ports.ts --compare   # seed, floor and courier at 8x25 and 32x10, with ratios
  *
  * @module
  */
@@ -60,6 +67,8 @@ export interface BenchConfig {
   size: number;
   /** Registry directory (a fresh temporary one when absent). */
   dir?: string;
+  /** Run the empty-critical-section floor instead of courier's allocator (impl `floor`). */
+  floor?: boolean;
 }
 
 interface WorkerReport {
@@ -85,7 +94,38 @@ async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string
   if (buffer) yield buffer;
 }
 
+/**
+ * A worker of the floor: each "allocation" takes an exclusive lock on a file
+ * (the runtime's blocking `flock`, granted by the kernel the moment it is
+ * free) and lets go at once.
+ */
+async function floorWorker(config: BenchConfig): Promise<void> {
+  const file = await Deno.open(join(config.dir!, "floor.lock"), {
+    read: true,
+    write: true,
+    create: true,
+  });
+  const input = lines(Deno.stdin.readable);
+  const say = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
+  const report: WorkerReport = { ports: [], lat: [], errors: 0 };
+  await file.lock(true); // run the lock code once, as courier's workers prepare
+  await file.unlock();
+  say("ready");
+  if ((await input.next()).value !== "go") return;
+  for (let i = 0; i < config.perProc; i++) {
+    const t = performance.now();
+    await file.lock(true);
+    await file.unlock();
+    report.lat.push(performance.now() - t);
+  }
+  say("held");
+  if ((await input.next()).value !== "release") return;
+  file.close();
+  say(JSON.stringify(report));
+}
+
 async function worker(config: BenchConfig): Promise<void> {
+  if (config.floor) return await floorWorker(config);
   const allocator = new PortAllocator({ dir: config.dir });
   const range = { start: config.start, end: config.start + config.size - 1 };
   const input = lines(Deno.stdin.readable);
@@ -133,7 +173,7 @@ function workloadFlags(config: BenchConfig): string[] {
   ];
 }
 
-/** Runs courier's side of the benchmark and returns its result line. */
+/** Runs courier's side of the benchmark (or, with `floor`, the floor) and returns its result line. */
 export async function runCourierBench(config: BenchConfig): Promise<BenchResult> {
   const dir = config.dir ?? await Deno.makeTempDir({ prefix: "courier-bench-" });
   const workers = Array.from({ length: config.procs }, () => {
@@ -145,6 +185,7 @@ export async function runCourierBench(config: BenchConfig): Promise<BenchResult>
         ...PERMISSION_FLAGS,
         SCRIPT,
         "--worker",
+        ...(config.floor ? ["--floor"] : []),
         "--dir",
         dir,
         ...workloadFlags(config),
@@ -178,11 +219,12 @@ export async function runCourierBench(config: BenchConfig): Promise<BenchResult>
     const firstError = reports.find((r) => r.firstError)?.firstError;
     if (firstError) console.error(`courier bench: first allocation error: ${firstError}`);
     return {
-      impl: "courier",
+      impl: config.floor ? "floor" : "courier",
       procs: config.procs,
       per_proc: config.perProc,
       wall_s: Math.round(wall * 1000) / 1000,
-      ops_per_s: Math.round((2 * ports.length / wall) * 10) / 10,
+      // Allocations and releases: the floor's lock/unlock pairs count as allocations only.
+      ops_per_s: Math.round(((config.floor ? lat.length : 2 * ports.length) / wall) * 10) / 10,
       alloc_p50_ms: quantile(lat, 0.5),
       alloc_p99_ms: quantile(lat, 0.99),
       duplicates: ports.length - new Set(ports).size,
@@ -257,6 +299,9 @@ async function compare(base: BenchConfig): Promise<number> {
         rows.push([`${w.procs}x${w.perProc}`, peer]);
       }
     }
+    const floor = await runCourierBench({ ...config, floor: true });
+    console.log(JSON.stringify(floor));
+    rows.push([`${w.procs}x${w.perProc}`, floor]);
     const ours = await runCourierBench(config);
     console.log(JSON.stringify(ours));
     rows.push([`${w.procs}x${w.perProc}`, ours]);
@@ -282,13 +327,24 @@ async function compare(base: BenchConfig): Promise<number> {
   console.log("");
   for (const w of workloads) {
     const name = `${w.procs}x${w.perProc}`;
-    const seed = rows.find(([n, r]) => n === name && r.impl !== "courier")?.[1];
-    const ours = rows.find(([n, r]) => n === name && r.impl === "courier")?.[1];
-    if (!seed || !ours) continue;
-    console.log(
-      `${name}: p99 ${ratio(seed.alloc_p99_ms, ours.alloc_p99_ms)} lower than the seed's, ` +
+    const find = (impl: string) => rows.find(([n, r]) => n === name && r.impl === impl)?.[1];
+    const seed = rows.find(([n, r]) => n === name && !["courier", "floor"].includes(r.impl))?.[1];
+    const [ours, floor] = [find("courier"), find("floor")];
+    if (!ours) continue;
+    const parts: string[] = [];
+    if (seed) {
+      parts.push(
+        `p99 ${ratio(seed.alloc_p99_ms, ours.alloc_p99_ms)} lower than the seed's`,
         `throughput ${ratio(ours.ops_per_s, seed.ops_per_s)} the seed's`,
-    );
+      );
+    }
+    if (floor) {
+      parts.push(
+        `p99 ${ratio(ours.alloc_p99_ms, floor.alloc_p99_ms)} the floor's ` +
+          `(an empty critical section under flock: ${floor.alloc_p99_ms} ms on this machine)`,
+      );
+    }
+    console.log(`${name}: ${parts.join(", ")}`);
   }
   if (peerMissing) console.log(`(no seed comparison: ${peerMissing})`);
   return ok ? 0 : 1;
@@ -305,6 +361,7 @@ async function cli(args: string[]): Promise<number> {
       dir: { type: "string" },
       worker: { type: "boolean" },
       compare: { type: "boolean" },
+      floor: { type: "boolean" },
     },
     strict: true,
   });
@@ -321,6 +378,7 @@ async function cli(args: string[]): Promise<number> {
     start: number("start", values.start, 1, 65535),
     size: number("size", values.size, 1, 65535),
     dir: values.dir,
+    floor: values.floor,
   };
   if (config.start + config.size - 1 > 65535) throw new Error("--start + --size goes past 65535");
   if (values.worker) {
