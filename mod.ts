@@ -72,6 +72,7 @@ export {
   type ReleaseOptions,
   releasePort,
   type ReleasePortOptions,
+  type SignalOutcome,
 } from "./lib/ports/mod.ts";
 export { homeLayout, resolveHome } from "./lib/home/mod.ts";
 export { VERSION } from "./lib/version/mod.ts";

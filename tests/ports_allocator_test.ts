@@ -8,6 +8,7 @@ import { join } from "node:path";
 import {
   censusCovers,
   formatRegistry,
+  interruptReachesChild,
   NoFreePortError,
   parsePortRange,
   parseRegistry,
@@ -394,4 +395,17 @@ Deno.test("a queued request answered by another lock holder returns that answer,
     assert.equal(await call, true); // the registry has no lease on `a`: only the answer says so
     assert.deepEqual([...Deno.readDirSync(queue)], []);
   });
+});
+
+Deno.test("interruptReachesChild: only when both are in the terminal's foreground group", () => {
+  const fg = { pgrp: 100, tpgid: 100 };
+  assert.equal(interruptReachesChild(fg, { pgrp: 100, tpgid: 100 }), true);
+  // The child moved to a group of its own: the terminal's Ctrl-C does not reach it.
+  assert.equal(interruptReachesChild(fg, { pgrp: 200, tpgid: 100 }), false);
+  // Run in the background, or with no terminal at all: a SIGINT came from kill.
+  assert.equal(interruptReachesChild({ pgrp: 100, tpgid: 300 }, { pgrp: 100, tpgid: 300 }), false);
+  assert.equal(interruptReachesChild({ pgrp: 100, tpgid: -1 }, { pgrp: 100, tpgid: -1 }), false);
+  // Unknown (the child is gone, or ps failed): pass it on.
+  assert.equal(interruptReachesChild(null, fg), false);
+  assert.equal(interruptReachesChild(fg, null), false);
 });

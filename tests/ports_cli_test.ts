@@ -220,8 +220,8 @@ class Exec {
   readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
   readonly #stdout: ReadableStreamDefaultReader<string>;
 
-  constructor(home: string, execArgs: string[], childArgs: string[]) {
-    const { command, args } = courierCommand([
+  constructor(home: string, execArgs: string[], childArgs: string[], prefix: string[] = []) {
+    const courier = courierCommand([
       "--home",
       home,
       "port",
@@ -231,6 +231,7 @@ class Exec {
       ...CHILD_CMD,
       ...childArgs,
     ]);
+    const [command, ...args] = [...prefix, courier.command, ...courier.args];
     this.process = new Deno.Command(command, {
       args,
       env: { NO_COLOR: "1" },
@@ -330,6 +331,112 @@ Deno.test("port exec forwards SIGTERM to the child and exits with the child's co
       await exec.exit();
     }
   });
+});
+
+/** Whether `tool` can be run here (util-linux's `setsid` and `script` are not everywhere). */
+function hasTool(tool: string): boolean {
+  try {
+    return new Deno.Command(tool, { args: ["--version"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "port exec passes a SIGINT from outside a terminal on to the child",
+  ignore: !hasTool("setsid"),
+  async fn() {
+    const a = await leaseTestPort();
+    await withHome(async (h) => {
+      // In a session of its own, with no terminal: a SIGINT can only come from kill.
+      const exec = new Exec(h.home, ["--range", `${a}-${a}`], ["PORT", "0"], ["setsid"]);
+      try {
+        const child = await exec.started();
+        await leaseOwnedBy(h, child.pid);
+        exec.process.kill("SIGINT");
+        assert.equal(await exec.exit(), 130); // the child died of it: 128 + 2
+        assert.deepEqual(await leases(h), []);
+      } finally {
+        await exec.finishChild();
+        await exec.exit();
+      }
+    });
+  },
+});
+
+/** Quotes `word` for a POSIX shell. */
+function shellQuote(word: string): string {
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+Deno.test({
+  name: "a Ctrl-C at the terminal reaches the child of port exec once, not twice",
+  ignore: !hasTool("script"),
+  async fn() {
+    const a = await leaseTestPort();
+    await withHome(async (h) => {
+      // The child counts its SIGINTs, and reports the count when a line comes in.
+      const child = [
+        "n=0",
+        `trap 'n=$((n+1)); echo "INT $n"' INT`,
+        'echo "ready $PORT"',
+        "until IFS= read -r line; do :; done", // a trapped signal interrupts read: read again
+        'echo "count $n"',
+      ].join("\n");
+      const { command, args } = courierCommand([
+        "--home",
+        h.home,
+        "port",
+        "exec",
+        "--range",
+        `${a}-${a}`,
+        "--",
+        "bash",
+        "-c",
+        child,
+      ]);
+      // `script` runs courier on a new pseudo-terminal, as the foreground job, as a shell would.
+      const line = [command, ...args].map(shellQuote).join(" ");
+      // COURIER_DEBUG: courier says what it did with each signal, once it has.
+      const terminal = new Deno.Command("script", {
+        args: ["-qfec", line, "/dev/null"],
+        env: { NO_COLOR: "1", COURIER_DEBUG: "1" },
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+      const keys = terminal.stdin.getWriter();
+      const screen = terminal.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let shown = "";
+      const waitFor = async (pattern: RegExp) => {
+        while (!pattern.test(shown)) {
+          const { value, done } = await screen.read();
+          if (done) throw new Error(`the terminal closed; it showed: ${shown}`);
+          shown += value;
+        }
+      };
+      try {
+        await waitFor(new RegExp(`ready ${a}`));
+        await keys.write(new TextEncoder().encode("\x03")); // Ctrl-C
+        await waitFor(/INT 1/);
+        await waitFor(/courier: (passed SIGINT|SIGINT came)[^\n]*\n/);
+        assert.match(shown, /SIGINT came from the terminal[^\n]*not passed on/);
+        await keys.write(new TextEncoder().encode("report\n"));
+        await waitFor(/count \d+/);
+        assert.match(shown, /count 1\b/);
+        assert.doesNotMatch(shown, /INT 2/);
+      } finally {
+        // A line ends the child (if an assertion failed before it got one); then EOF ends script.
+        await keys.write(new TextEncoder().encode("\n")).catch(() => {});
+        await keys.close().catch(() => {});
+        const status = await terminal.status;
+        await screen.cancel().catch(() => {});
+        assert.equal(status.code, 0, shown);
+      }
+      assert.deepEqual(await leases(h), []);
+    });
+  },
 });
 
 Deno.test("if port exec is killed with SIGKILL the lease stays with the child until it exits", async () => {

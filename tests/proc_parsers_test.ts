@@ -12,7 +12,13 @@ import { apiUrl, parseReadinessLine, READINESS_PREFIX } from "../lib/service/mod
 Deno.test("parseProcStat copes with spaces and parentheses in the command name", () => {
   const text = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194304 1 0 0 0 0 0 0 0 20 0 1 0 987654 " +
     "1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
-  assert.deepEqual(parseProcStat(text), { state: "S", ppid: 1, startTicks: "987654" });
+  assert.deepEqual(parseProcStat(text), {
+    state: "S",
+    ppid: 1,
+    pgrp: 4242,
+    tpgid: -1,
+    startTicks: "987654",
+  });
   assert.equal(parseProcStat("garbage"), null);
 });
 

@@ -1,4 +1,4 @@
-import { readProcessIdentity } from "../proc/mod.ts";
+import { type ProcessGroup, readProcessGroup, readProcessIdentity } from "../proc/mod.ts";
 import { type AllocatePortOptions, PortAllocator } from "./allocator.ts";
 import { PortExecSpawnError } from "./errors.ts";
 
@@ -11,6 +11,21 @@ export interface ExecWithPortOptions extends AllocatePortOptions {
   env?: string;
   /** Called once the lease is taken and the child started (tests, progress output). */
   onStart?: (info: { port: number; pid: number }) => void;
+  /** Called for each SIGINT or SIGTERM this process gets while the child runs, once handled. */
+  onSignal?: (info: SignalOutcome) => void;
+}
+
+/** What {@link execWithPort} did with a signal it got. */
+export interface SignalOutcome {
+  /** The signal. */
+  signal: Deno.Signal;
+  /** The child's PID. */
+  pid: number;
+  /**
+   * `passed`: sent on to the child; `terminal`: left alone, a Ctrl-C the
+   * child got from the terminal itself; `exited`: the child was gone.
+   */
+  outcome: "passed" | "terminal" | "exited";
 }
 
 /** How the child of {@link execWithPort} ended. */
@@ -21,6 +36,23 @@ export interface ExecResult {
   code: number;
   /** The signal that ended it, if any. */
   signal: Deno.Signal | null;
+}
+
+/**
+ * Whether a SIGINT that `port exec` receives has, as far as can be told,
+ * reached its child already: both are in the foreground process group of
+ * the terminal, which sends a Ctrl-C to the whole group. (A `kill -INT` of
+ * `port exec` alone looks the same from inside; see {@link execWithPort}.)
+ *
+ * @param self The process group of `port exec` and its terminal's foreground group.
+ * @param child The child's.
+ */
+export function interruptReachesChild(
+  self: ProcessGroup | null,
+  child: ProcessGroup | null,
+): boolean {
+  return self !== null && child !== null && self.tpgid > 0 && self.pgrp === self.tpgid &&
+    child.pgrp === self.pgrp;
 }
 
 /** Whether `name` can be an environment variable name (`PORT`, `HTTP_PORT`…). */
@@ -35,8 +67,18 @@ export function isEnvName(name: string): boolean {
  * The lease is taken first, owned by this process, so it holds while the
  * child starts; once the child runs the lease is handed to it, so that if
  * this process is killed (even with SIGKILL) the lease still lives as long
- * as the child does. The child inherits stdin, stdout and stderr; SIGINT and
- * SIGTERM sent to this process are passed on to it.
+ * as the child does. The child inherits stdin, stdout and stderr, and runs
+ * in this process's process group.
+ *
+ * SIGTERM sent to this process is passed on to the child, and so is SIGINT,
+ * except when it comes (as far as can be told) from the terminal: a Ctrl-C
+ * goes to the terminal's whole foreground process group, so when both
+ * processes are in it the child has it already, and passing it on would
+ * make one Ctrl-C two (which many programs take as "quit now, skip the
+ * clean-up"). That is told from the process groups alone, so a `kill -INT`
+ * of this process while it runs in a terminal's foreground looks the same:
+ * such a first SIGINT is not passed on, a second one is (as `uv run` does).
+ * Signals are passed on in the order they were handled.
  *
  * @throws {PortExecSpawnError} when the command cannot be started (the lease is released).
  *
@@ -71,13 +113,29 @@ export async function execWithPort(
     await allocator.release(port, { ownerPid }).catch(() => {});
     throw new PortExecSpawnError(command, error);
   }
-  const listeners = FORWARDED_SIGNALS.map((signal) => {
-    const forward = () => {
+  let interrupts = 0;
+  let forwarding = Promise.resolve();
+  const pass = async (signal: Deno.Signal) => {
+    let outcome: SignalOutcome["outcome"] = "passed";
+    if (signal === "SIGINT" && ++interrupts === 1) {
+      const [self, group] = await Promise.all([
+        readProcessGroup(Deno.pid),
+        readProcessGroup(child.pid),
+      ]);
+      if (interruptReachesChild(self, group)) outcome = "terminal";
+    }
+    if (outcome === "passed") {
       try {
         child.kill(signal);
       } catch {
-        // already exited
+        outcome = "exited";
       }
+    }
+    options.onSignal?.({ signal, pid: child.pid, outcome });
+  };
+  const listeners = FORWARDED_SIGNALS.map((signal) => {
+    const forward = () => {
+      forwarding = forwarding.then(() => pass(signal)).catch(() => {});
     };
     Deno.addSignalListener(signal, forward);
     return [signal, forward] as const;
@@ -90,6 +148,7 @@ export async function execWithPort(
     }
     options.onStart?.({ port, pid: child.pid });
     const status = await child.status;
+    await forwarding;
     return { port, code: status.code, signal: status.signal };
   } finally {
     for (const [signal, forward] of listeners) Deno.removeSignalListener(signal, forward);

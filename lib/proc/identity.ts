@@ -36,6 +36,10 @@ export interface ProcStat {
   state: string;
   /** Parent PID. */
   ppid: number;
+  /** Process group ID. */
+  pgrp: number;
+  /** The foreground process group of its controlling terminal, -1 without one. */
+  tpgid: number;
   /** Start time in clock ticks since boot. */
   startTicks: string;
 }
@@ -47,7 +51,13 @@ export function parseProcStat(text: string): ProcStat | null {
   // Fields after the command name start at field 3 (state).
   const rest = text.slice(close + 2).trim().split(/\s+/);
   if (rest.length < 20) return null;
-  return { state: rest[0], ppid: Number(rest[1]), startTicks: rest[19] };
+  return {
+    state: rest[0],
+    ppid: Number(rest[1]),
+    pgrp: Number(rest[2]),
+    tpgid: Number(rest[5]),
+    startTicks: rest[19],
+  };
 }
 
 /**
@@ -72,6 +82,38 @@ export async function readProcessIdentity(pid: number): Promise<ProcessIdentity 
   const line = out.stdout.trim();
   if (!line || line.startsWith("Z")) return null;
   return { pid, startTime: line.replace(/^\S+\s+/, "").trim() };
+}
+
+/** A process's place in job control: see {@link readProcessGroup}. */
+export interface ProcessGroup {
+  /** Its process group ID. */
+  pgrp: number;
+  /**
+   * The foreground process group of its controlling terminal (the group a
+   * Ctrl-C there is sent to), -1 when it has no controlling terminal.
+   */
+  tpgid: number;
+}
+
+/**
+ * The process group of process `pid` and the foreground process group of its
+ * terminal (`/proc/<pid>/stat`, or `ps` off Linux), or `null` when there is
+ * no such process or it cannot be told.
+ */
+export async function readProcessGroup(pid: number): Promise<ProcessGroup | null> {
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  if (isLinux) {
+    try {
+      const stat = parseProcStat(await Deno.readTextFile(`/proc/${pid}/stat`));
+      return stat ? { pgrp: stat.pgrp, tpgid: stat.tpgid } : null;
+    } catch {
+      return null;
+    }
+  }
+  const out = await runTool("ps", ["-o", "pgid=,tpgid=", "-p", String(pid)]);
+  const [pgrp, tpgid] = (out?.code === 0 ? out.stdout.trim() : "").split(/\s+/).map(Number);
+  // ps prints 0 or -1 as the terminal's group for a process without one.
+  return pgrp > 0 ? { pgrp, tpgid: tpgid > 0 ? tpgid : -1 } : null;
 }
 
 /** Whether two identities name the same process (same PID, start and boot). */

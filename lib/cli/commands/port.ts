@@ -10,6 +10,7 @@ import {
   PortAllocator,
   PortExecSpawnError,
   type PortRange,
+  type SignalOutcome,
 } from "../../ports/mod.ts";
 import { parseInteger, parsePort, parseSeconds, stringOption } from "../args.ts";
 import type { Command, CommandContext, OptionSpec } from "../command.ts";
@@ -252,6 +253,9 @@ const execCommand: Command = {
         env,
         home: ctx.homeOption,
         onWarning: (message) => ctx.out.warn(`courier: warning: ${message}`),
+        onSignal: Deno.env.get("COURIER_DEBUG")
+          ? (info) => ctx.out.warn(signalNote(info))
+          : undefined,
       });
       return result.code;
     } catch (error) {
@@ -261,6 +265,13 @@ const execCommand: Command = {
     }
   },
 };
+
+/** What `port exec` did with a signal, for `COURIER_DEBUG`. */
+function signalNote({ signal, pid, outcome }: SignalOutcome): string {
+  if (outcome === "passed") return `courier: passed ${signal} on to PID ${pid}`;
+  if (outcome === "exited") return `courier: ${signal} not passed on: PID ${pid} has exited`;
+  return `courier: ${signal} came from the terminal, which sent it to PID ${pid} too: not passed on`;
+}
 
 /** `courier port`: cross-process port leases. */
 export const portCommand: Command = {
