@@ -3,7 +3,7 @@ import { homeLayout } from "../lib/home/mod.ts";
 import { readProcessIdentity } from "../lib/proc/mod.ts";
 import { type DaemonState, findDaemons } from "../lib/service/mod.ts";
 import { courier, courierCommand, json, withHome } from "./helpers/courier.ts";
-import { leaseTestPort } from "./helpers/ports.ts";
+import { leaseTestPort, makeTimeWait } from "./helpers/ports.ts";
 
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 
@@ -227,6 +227,20 @@ Deno.test("--port auto leases the preferred port for the daemon's PID and gives 
       json<{ leases: unknown[] }>(await h.run(["port", "list", "--json"])).leases,
       [],
     );
+  });
+});
+
+Deno.test("--port auto keeps the preferred port when only TIME_WAIT sockets are left on it", async () => {
+  await withHome(async (h) => {
+    const preferred = await leaseTestPort();
+    // What a daemon that served connections and stopped leaves behind on its port.
+    await makeTimeWait(preferred);
+    const started = await h.run(["start", "--port", "auto", "--json"], {
+      env: { COURIER_PORT: String(preferred) },
+    });
+    assert.equal(started.code, 0, started.stderr);
+    assert.equal(json<{ port: number }>(started).port, preferred);
+    assert.equal((await h.run(["stop"])).code, 0);
   });
 });
 

@@ -255,14 +255,18 @@ Deno.test("parsePortRange accepts START-END and explains what is wrong otherwise
   assert.match(parsePortRange("20-10") as string, /greater than END/);
 });
 
-Deno.test("socketTablePorts reads the local port of every line of /proc/net/tcp*", () => {
+Deno.test("socketTablePorts reads the local port and TIME_WAIT state of every line of /proc/net/tcp*", () => {
   const text = [
     "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
     "   0: 0100007F:2710 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 1 1",
     "   1: 0100007F:2711 0100007F:C350 06 00000000:00000000 03:00000EDC 00000000     0        0 0 3",
     "   2: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 0 0 0",
   ].join("\n");
-  assert.deepEqual(socketTablePorts(text), [10000, 10001, 8080]);
+  assert.deepEqual(socketTablePorts(text), [
+    { port: 10000, timeWait: false },
+    { port: 10001, timeWait: true },
+    { port: 8080, timeWait: false },
+  ]);
 });
 
 Deno.test("a socket census holds until a connection is accepted, or an outgoing one could land in range", () => {

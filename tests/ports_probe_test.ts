@@ -4,9 +4,9 @@
  * listeners on the IPv6 loopback alone must both make it pass.
  */
 import assert from "node:assert/strict";
-import { canBind, readSocketTable } from "../lib/net/mod.ts";
+import { canBind } from "../lib/net/mod.ts";
 import { PortAllocator } from "../lib/ports/mod.ts";
-import { leaseTestPort } from "./helpers/ports.ts";
+import { leaseTestPort, makeTimeWait } from "./helpers/ports.ts";
 
 async function withAllocator(fn: (allocator: PortAllocator) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "courier-ports-" });
@@ -18,24 +18,6 @@ async function withAllocator(fn: (allocator: PortAllocator) => Promise<void>): P
 }
 
 const only = (port: number) => ({ start: port, end: port });
-
-/** Leaves a socket in TIME_WAIT on local port `port` (the server side closes first). */
-async function makeTimeWait(port: number): Promise<void> {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port });
-  const client = await Deno.connect({ hostname: "127.0.0.1", port });
-  const server = await listener.accept();
-  server.close();
-  assert.equal(await client.read(new Uint8Array(1)), null); // the server's FIN
-  client.close();
-  listener.close();
-  // The server side enters TIME_WAIT once the client's FIN is acknowledged.
-  for (let i = 0; i < 200; i++) {
-    const table = await readSocketTable();
-    if (table?.some((e) => e.localPort === port && e.state === "TIME_WAIT")) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  assert.fail(`no TIME_WAIT socket appeared on port ${port}`);
-}
 
 async function python(code: string): Promise<number | null> {
   try {
@@ -59,7 +41,7 @@ function ipv6Available(): boolean {
   }
 }
 
-Deno.test("a port in TIME_WAIT is skipped, even right after a census was taken", async () => {
+Deno.test("a port in TIME_WAIT is skipped, even right after a census was taken, unless the user reuses addresses", async () => {
   const [busy, spare] = [await leaseTestPort(), await leaseTestPort()];
   await withAllocator(async (allocator) => {
     // A first allocation takes (and shares) a socket census without the TIME_WAIT in it.
@@ -80,6 +62,13 @@ Deno.test("a port in TIME_WAIT is skipped, even right after a census was taken",
     assert.equal(lease.port, spare);
     const error = await allocator.allocate({ range: only(busy) }).catch((e) => e);
     assert.match(String(error?.message), /1 held by other programs/);
+    // A user that binds with SO_REUSEADDR too (as `courier start --port auto`) may have it.
+    const reuse = await allocator.allocate({
+      preferred: busy,
+      range: only(busy),
+      reuseAddress: true,
+    });
+    assert.equal(reuse.port, busy);
   });
 });
 

@@ -33,6 +33,7 @@ import {
 import {
   censusCovers,
   readTcpCounters,
+  type SocketCensus,
   takeSocketCensus,
   type TcpCounters,
 } from "./socket_census.ts";
@@ -87,6 +88,14 @@ export interface AllocateOptions {
   ttlMs?: number;
   /** Free text shown by `courier port list`. */
   label?: string;
+  /**
+   * The port's user binds with `SO_REUSEADDR`, as `Deno.listen`, Node and
+   * Go servers do: a port whose only sockets are in TIME_WAIT is free for it
+   * (default `false`: it is not, for programs that bind without it, such as
+   * Python's). `courier start --port auto` sets it, so a restarted daemon
+   * keeps its port.
+   */
+  reuseAddress?: boolean;
 }
 
 /** Options of {@link PortAllocator.release}. */
@@ -241,6 +250,7 @@ export class PortAllocator {
       host: options.host ?? DEFAULT_HOST,
       ttl_ms: ttlMs ?? null,
       label: options.label ?? null,
+      ...(options.reuseAddress ? { reuse_addr: true } : {}),
     });
     if ("lease" in answer) return answer.lease;
     if ("no_free_port" in answer) {
@@ -609,14 +619,14 @@ export class PortAllocator {
           const candidates = preferred === null
             ? [op.range]
             : [op.range, { start: preferred, end: preferred }];
-          busy = await census.busy(candidates);
+          busy = await census.busy(candidates, { reuseAddress: op.reuse_addr === true });
           // A preferred port that only an older census says is taken may
           // have been freed since: read the tables again rather than pass it over.
           if (
             preferred !== null && !census.fresh && busy?.has(preferred) && !leased.has(preferred) &&
             probeAddresses(op.host).every((address) => canBind(preferred, address))
           ) {
-            busy = await census.refresh();
+            busy = await census.refresh({ reuseAddress: op.reuse_addr === true });
           }
         }
         const answer = request.op.kind === "allocate"
@@ -721,7 +731,11 @@ class CensusView {
   readonly #data: RegistryData;
   readonly #state: TransactionState;
   #counters: TcpCounters | null | undefined;
-  #ports: Set<number> | null | undefined;
+  /** The census's ports, and those without the TIME_WAIT-only ones. */
+  #ports: Set<number> | undefined;
+  #reusable: Set<number> | undefined;
+  /** The census read during this transaction, if one was. */
+  #census: SocketCensus | null = null;
   #fresh = false;
 
   constructor(data: RegistryData, state: TransactionState) {
@@ -734,29 +748,47 @@ class CensusView {
     return this.#fresh;
   }
 
-  /** The ports held by other programs, `null` where the tables cannot be read. */
-  async busy(candidates: PortRange[]): Promise<Set<number> | null> {
-    if (this.#fresh) return this.#ports ?? null;
-    this.#counters ??= readTcpCounters();
-    const now = Date.now();
-    if (!censusCovers(this.#data.sockets, this.#counters, { now, candidates })) {
-      return await this.refresh();
+  /**
+   * The ports held by other programs, `null` where the tables cannot be
+   * read; with `reuseAddress`, not those whose only sockets are in TIME_WAIT.
+   */
+  async busy(
+    candidates: PortRange[],
+    options: { reuseAddress?: boolean } = {},
+  ): Promise<Set<number> | null> {
+    if (!this.#fresh) {
+      this.#counters ??= readTcpCounters();
+      if (!censusCovers(this.#data.sockets, this.#counters, { now: Date.now(), candidates })) {
+        return await this.refresh(options);
+      }
     }
-    this.#ports ??= new Set(this.#data.sockets.ports);
-    return this.#ports;
+    return this.#view(options);
   }
 
   /** Reads the socket tables now (once per transaction) and shares the result. */
-  async refresh(): Promise<Set<number> | null> {
-    if (this.#fresh) return this.#ports ?? null;
-    // The counters are read before the tables, so a socket the tables miss moves them.
-    this.#counters = readTcpCounters();
-    const census = await takeSocketCensus(this.#counters, { now: Date.now() });
-    this.#data.sockets = this.#counters ? census : null;
-    this.#state.dirty = true;
-    this.#fresh = true;
-    this.#ports = census ? new Set(census.ports) : null;
-    return this.#ports;
+  async refresh(options: { reuseAddress?: boolean } = {}): Promise<Set<number> | null> {
+    if (!this.#fresh) {
+      // The counters are read before the tables, so a socket the tables miss moves them.
+      this.#counters = readTcpCounters();
+      const census = await takeSocketCensus(this.#counters, { now: Date.now() });
+      // Shared only when later readers can tell whether it still holds.
+      this.#data.sockets = this.#counters ? census : null;
+      this.#state.dirty = true;
+      this.#fresh = true;
+      this.#census = census;
+      this.#ports = this.#reusable = undefined;
+    }
+    return this.#view(options);
+  }
+
+  #view(options: { reuseAddress?: boolean }): Set<number> | null {
+    const census = this.#fresh ? this.#census : this.#data.sockets;
+    if (!census) return null;
+    this.#ports ??= new Set(census.ports);
+    if (!options.reuseAddress || !census.time_wait?.length) return this.#ports;
+    const timeWait = new Set(census.time_wait);
+    this.#reusable ??= new Set(census.ports.filter((port) => !timeWait.has(port)));
+    return this.#reusable;
   }
 }
 

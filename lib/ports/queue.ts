@@ -19,6 +19,8 @@ export interface AllocateOp {
   ttl_ms: number | null;
   /** Free text. */
   label: string | null;
+  /** Whether TIME_WAIT-only ports count as free (absent: no). */
+  reuse_addr?: boolean;
 }
 
 /** A release asked for through the queue. */
@@ -111,7 +113,8 @@ function isOp(op: unknown): op is AllocateOp | ReleaseOp {
     (op.preferred === null || (typeof op.preferred === "number" && isValidPort(op.preferred))) &&
     isRange(op.range) && typeof op.host === "string" &&
     (op.ttl_ms === null || (typeof op.ttl_ms === "number" && op.ttl_ms > 0)) &&
-    (op.label === null || typeof op.label === "string");
+    (op.label === null || typeof op.label === "string") &&
+    (op.reuse_addr === undefined || typeof op.reuse_addr === "boolean");
 }
 
 /** Validates a request file's content: anything else is skipped, never served. */

@@ -105,15 +105,24 @@ export function parseLease(value: unknown): Lease | null {
 
 function parseCensus(value: unknown): SocketCensus | null {
   if (!isRecord(value)) return null;
-  const { netns, passive_opens, active_opens, taken_at, ports } = value;
+  const { netns, passive_opens, active_opens, taken_at, ports, time_wait } = value;
+  const numbers = (list: unknown): list is number[] =>
+    Array.isArray(list) && list.every((p) => typeof p === "number");
   if (
     typeof netns !== "string" || typeof passive_opens !== "number" ||
-    typeof active_opens !== "number" || typeof taken_at !== "number" || !Array.isArray(ports) ||
-    !ports.every((p) => typeof p === "number")
+    typeof active_opens !== "number" || typeof taken_at !== "number" || !numbers(ports)
   ) {
     return null;
   }
-  return { netns, passive_opens, active_opens, taken_at, ports };
+  // Without a valid TIME_WAIT list, none is known: every listed port stays busy.
+  return {
+    netns,
+    passive_opens,
+    active_opens,
+    taken_at,
+    ports,
+    time_wait: numbers(time_wait) ? time_wait : [],
+  };
 }
 
 /** Result of {@link parseRegistry}. */

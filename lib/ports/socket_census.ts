@@ -41,6 +41,12 @@ export interface SocketCensus {
   taken_at: number;
   /** Sorted distinct local ports of all TCP sockets, IPv4 and IPv6. */
   ports: number[];
+  /**
+   * Those of `ports` on which every socket is in TIME_WAIT: a server that
+   * binds with `SO_REUSEADDR` (Deno, Node, Go…) can take them at once.
+   * Absent in censuses of older versions (read as none).
+   */
+  time_wait?: number[];
 }
 
 /** A census older than this is read again whatever the counters say (5 s). */
@@ -109,19 +115,20 @@ export function censusCovers(
 }
 
 /**
- * The local ports in the text of `/proc/net/tcp` or `/proc/net/tcp6`. Only
- * the port is taken from each line (the second field ends in `:PPPP`, hex),
- * which keeps a census of a busy machine cheap; `readSocketTable` in
- * `lib/net` parses every field when more is needed.
+ * The local port and state of every socket in the text of `/proc/net/tcp`
+ * or `/proc/net/tcp6`. Only those two fields are taken from each line (the
+ * second field ends in `:PPPP`, hex; the fourth is the state, `06` for
+ * TIME_WAIT), which keeps a census of a busy machine cheap;
+ * `readSocketTable` in `lib/net` parses every field when more is needed.
  */
-export function socketTablePorts(text: string): number[] {
-  const ports: number[] = [];
+export function socketTablePorts(text: string): { port: number; timeWait: boolean }[] {
+  const sockets: { port: number; timeWait: boolean }[] = [];
   for (const line of text.split("\n")) {
     // "  12: 0100007F:2710 00000000:0000 0A …" (the header line does not match)
-    const match = line.match(/^\s*\d+:\s+[0-9A-Fa-f]+:([0-9A-Fa-f]{4})\s/);
-    if (match) ports.push(parseInt(match[1], 16));
+    const match = line.match(/^\s*\d+:\s+[0-9A-Fa-f]+:([0-9A-Fa-f]{4})\s+\S+\s+([0-9A-Fa-f]{2})\s/);
+    if (match) sockets.push({ port: parseInt(match[1], 16), timeWait: match[2] === "06" });
   }
-  return ports;
+  return sockets;
 }
 
 /**
@@ -139,12 +146,21 @@ export async function takeSocketCensus(
   // Each file walks the whole connection hash: read both in parallel.
   const [tcp, tcp6] = await Promise.all([read("/proc/net/tcp"), read("/proc/net/tcp6")]);
   if (tcp === null && tcp6 === null) return null;
-  const ports = new Set([...socketTablePorts(tcp ?? ""), ...socketTablePorts(tcp6 ?? "")]);
+  const ports = new Set<number>();
+  const held = new Set<number>(); // by a socket in another state than TIME_WAIT
+  for (
+    const { port, timeWait } of [...socketTablePorts(tcp ?? ""), ...socketTablePorts(tcp6 ?? "")]
+  ) {
+    ports.add(port);
+    if (!timeWait) held.add(port);
+  }
+  const sorted = [...ports].sort((a, b) => a - b);
   return {
     netns: counters?.netns ?? "",
     passive_opens: counters?.passive ?? -1,
     active_opens: counters?.active ?? -1,
     taken_at: options.now ?? Date.now(),
-    ports: [...ports].sort((a, b) => a - b),
+    ports: sorted,
+    time_wait: sorted.filter((port) => !held.has(port)),
   };
 }

@@ -13,7 +13,8 @@ export function preferredAutoPort(): number {
 
 /**
  * Takes a port lease for a daemon started with `--port auto`: the
- * preferred port ({@link preferredAutoPort}) if it is truly free, else one
+ * preferred port ({@link preferredAutoPort}) if it is free for the daemon
+ * (sockets of an earlier run in TIME_WAIT do not count), else one
  * from the default lease range, recorded in the home's registry
  * (`run/ports.json`) and owned by the daemon's own PID, so it returns to
  * the pool when the daemon exits, even by SIGKILL.
@@ -28,6 +29,8 @@ export async function leaseDaemonPort(
     host,
     ownerPid: Deno.pid,
     label: "courier daemon",
+    // The daemon binds with SO_REUSEADDR: a TIME_WAIT left by its last run does not move it.
+    reuseAddress: true,
   });
   return {
     port,

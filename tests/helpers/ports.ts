@@ -4,6 +4,7 @@
  * parallel never collide; 8644 is never used.
  */
 import { join } from "node:path";
+import { readSocketTable } from "../../lib/net/mod.ts";
 import { PortAllocator, type PortRange } from "../../lib/ports/mod.ts";
 
 /** The registry every test process leases from. */
@@ -38,4 +39,22 @@ export async function leaseTestPort(): Promise<number> {
 export async function releaseTestPort(port: number): Promise<void> {
   allocator ??= new PortAllocator({ dir: TEST_LEASE_DIR });
   await allocator.release(port, { ownerPid: Deno.pid });
+}
+
+/** Leaves a socket in TIME_WAIT on local port `port` (the server side closes first). */
+export async function makeTimeWait(port: number): Promise<void> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port });
+  const client = await Deno.connect({ hostname: "127.0.0.1", port });
+  const server = await listener.accept();
+  server.close();
+  await client.read(new Uint8Array(1)); // end of stream: the server's FIN
+  client.close();
+  listener.close();
+  // The server side enters TIME_WAIT once the client's FIN is acknowledged.
+  for (let i = 0; i < 200; i++) {
+    const table = await readSocketTable();
+    if (table?.some((e) => e.localPort === port && e.state === "TIME_WAIT")) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`no TIME_WAIT socket appeared on port ${port}`);
 }
