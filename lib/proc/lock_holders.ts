@@ -24,13 +24,45 @@ export function parseProcLocks(text: string): KernelLock[] {
   return locks;
 }
 
-/** Reads `/proc/locks`, or `null` where the kernel does not offer it. */
+/**
+ * How many times at most {@link readKernelLocks} reads `/proc/locks` while
+ * the readings keep differing.
+ */
+const MAX_LOCK_READINGS = 4;
+
+/**
+ * Reads `/proc/locks`, or returns `null` where the kernel does not offer it.
+ *
+ * The kernel hands the table out a page (about 60 locks) per `read`, and
+ * resumes the next page by position: when a lock listed earlier goes away
+ * between two reads, the first lock of the next page is skipped. On a busy
+ * machine (every Deno process holds a few SQLite locks) a lock held all
+ * along was missing from 2% of readings. So the table is read until two
+ * readings in a row agree (at most {@link MAX_LOCK_READINGS} times), and the
+ * union of all the readings is returned: a lock in it may have been let go
+ * meanwhile (callers check the holder anyway), a lock held all along is
+ * missing only if every reading skipped it.
+ */
 export async function readKernelLocks(): Promise<KernelLock[] | null> {
+  const readings: string[] = [];
   try {
-    return parseProcLocks(await Deno.readTextFile("/proc/locks"));
+    while (readings.length < MAX_LOCK_READINGS) {
+      readings.push(await Deno.readTextFile("/proc/locks"));
+      const n = readings.length;
+      if (n >= 2 && readings[n - 1] === readings[n - 2]) break;
+    }
   } catch {
-    return null;
+    if (readings.length === 0) return null;
   }
+  const seen = new Set<string>();
+  const locks: KernelLock[] = [];
+  for (const lock of readings.flatMap(parseProcLocks)) {
+    const key = `${lock.kind} ${lock.mode} ${lock.pid} ${lock.inode}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    locks.push(lock);
+  }
+  return locks;
 }
 
 /** The file a process has open, as the kernel names it. */
