@@ -381,7 +381,8 @@ Deno.test({
         "n=0",
         `trap 'n=$((n+1)); echo "INT $n"' INT`,
         'echo "ready $PORT"',
-        "until IFS= read -r line; do :; done", // a trapped signal interrupts read: read again
+        // A trapped signal interrupts read (status > 128): read again; end of input: give up.
+        'until IFS= read -r line; do [ "$?" -gt 128 ] || exit 3; done',
         'echo "count $n"',
       ].join("\n");
       const { command, args } = courierCommand([
@@ -406,6 +407,12 @@ Deno.test({
         stdout: "piped",
         stderr: "inherit",
       }).spawn();
+      // A fail-safe, not a speed limit: a session that never ends fails with what it showed.
+      let stuck = false;
+      const watchdog = setTimeout(() => {
+        stuck = true;
+        terminal.kill("SIGKILL"); // its pseudo-terminal closes: courier and the child get SIGHUP
+      }, 120_000);
       const keys = terminal.stdin.getWriter();
       const screen = terminal.stdout.pipeThrough(new TextDecoderStream()).getReader();
       let shown = "";
@@ -431,7 +438,9 @@ Deno.test({
         await keys.write(new TextEncoder().encode("\n")).catch(() => {});
         await keys.close().catch(() => {});
         const status = await terminal.status;
+        clearTimeout(watchdog);
         await screen.cancel().catch(() => {});
+        assert.ok(!stuck, `the terminal session never ended; it showed: ${shown}`);
         assert.equal(status.code, 0, shown);
       }
       assert.deepEqual(await leases(h), []);
