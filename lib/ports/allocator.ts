@@ -786,8 +786,10 @@ class CensusView {
     if (!census) return null;
     this.#ports ??= new Set(census.ports);
     if (!options.reuseAddress || !census.time_wait?.length) return this.#ports;
-    const timeWait = new Set(census.time_wait);
-    this.#reusable ??= new Set(census.ports.filter((port) => !timeWait.has(port)));
+    if (!this.#reusable) {
+      const timeWait = new Set(census.time_wait);
+      this.#reusable = new Set(census.ports.filter((port) => !timeWait.has(port)));
+    }
     return this.#reusable;
   }
 }

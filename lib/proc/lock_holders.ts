@@ -56,7 +56,7 @@ export async function readKernelLocks(): Promise<KernelLock[] | null> {
   }
   const seen = new Set<string>();
   const locks: KernelLock[] = [];
-  for (const lock of readings.flatMap(parseProcLocks)) {
+  for (const lock of [...new Set(readings)].flatMap(parseProcLocks)) { // agreeing readings once
     const key = `${lock.kind} ${lock.mode} ${lock.pid} ${lock.inode}`;
     if (seen.has(key)) continue;
     seen.add(key);
