@@ -398,7 +398,10 @@ Deno.test({
         child,
       ]);
       // `script` runs courier on a new pseudo-terminal, as the foreground job, as a shell would.
-      const line = [command, ...args].map(shellQuote).join(" ");
+      // It starts `$SHELL -c line`; `exec` makes courier replace that shell whatever it is
+      // (dash forks and waits, and would itself die of the Ctrl-C with 130), so only courier
+      // and its child are in the terminal's foreground group, as under an interactive shell.
+      const line = ["exec", ...[command, ...args].map(shellQuote)].join(" ");
       // COURIER_DEBUG: courier says what it did with each signal, once it has.
       const terminal = new Deno.Command("script", {
         args: ["-qfec", line, "/dev/null"],
