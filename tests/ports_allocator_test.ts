@@ -343,7 +343,8 @@ Deno.test("a malformed or abandoned request in the queue is never served, and is
       join(queue, `${dead}.req`),
       JSON.stringify({ id: dead, requester: { pid: 999999999, startTime: "1" }, netns: null, op }),
     );
-    // An answer nobody will collect: its request was withdrawn.
+    // An answer file of an older courier (answers are appended to requests now) whose
+    // request was withdrawn.
     await Deno.writeTextFile(join(queue, `${dead}9.ans`), JSON.stringify({ released: true }));
     const lease = await allocator.allocate({ range: only(a) });
     assert.equal(lease.port, a); // the dead requester's request did not take it
@@ -392,9 +393,10 @@ Deno.test("a queued request answered by another lock holder returns that answer,
     }
     assert.equal(names.length, 1);
     assert.match(names[0], /^\d{13}-\d+-\d+\.req$/);
-    // Serve it as a holder does: an answer file beside the request, then let go.
-    const id = names[0].slice(0, -".req".length);
-    await Deno.writeTextFile(join(queue, `${id}.ans`), JSON.stringify({ released: true }));
+    // Serve it as a holder does: the answer appended to the request as a line, then let go.
+    await Deno.writeTextFile(join(queue, names[0]), `${JSON.stringify({ released: true })}\n`, {
+      append: true,
+    });
     holder.close();
     assert.equal(await call, true); // the registry has no lease on `a`: only the answer says so
     assert.deepEqual([...Deno.readDirSync(queue)], []);

@@ -153,8 +153,6 @@ interface CommitResult<T> {
   value?: T;
   /** Fsyncs the registry written (call after letting go of the lock), `null` if unchanged. */
   sync: (() => void) | null;
-  /** Whether the caller's own request had been answered by an earlier holder. */
-  answeredEarlier: boolean;
 }
 
 /**
@@ -483,7 +481,6 @@ export class PortAllocator {
     const file = kept?.file ?? Deno.openSync(path, { read: true });
     let watch = kept?.watch ?? null;
     let posted = false;
-    let answered = false; // by another holder, which left an answer file
     let locked = false;
     let beacon: Deno.FsFile | null = null;
     let commit: CommitResult<unknown> | null = null;
@@ -512,10 +509,7 @@ export class PortAllocator {
           await watch.wait(Math.min(left, HOLDER_WATCH_BACKSTOP_MS));
           // Whoever held the lock meanwhile may have served us.
           const answer = this.#queue.takeAnswer(request.id);
-          if (answer) {
-            answered = true;
-            return answer;
-          }
+          if (answer) return answer;
         }
       }
       locked = true;
@@ -523,7 +517,6 @@ export class PortAllocator {
       // dying) is what wakes the waiters that watch the lock file.
       beacon = Deno.openSync(path, { write: true });
       commit = await this.#commit(request);
-      answered = commit.answeredEarlier;
       const answer = commit.answers.get(request.id);
       if (!answer) throw new Error(`request ${request.id} was not served`);
       return answer;
@@ -533,8 +526,7 @@ export class PortAllocator {
       if (!keep) file.close();
       else if (locked) file.unlockSync();
       beacon?.close(); // …then wake the waiters
-      // Only a request this call served itself is known to have no answer file.
-      if (posted) this.#queue.withdraw(request.id, { answered: answered || commit === null });
+      if (posted) this.#queue.withdraw(request.id);
       // A wait that timed out still listens, and would keep the process alive: close it.
       if (watch && (!keep || !watch.idle)) {
         await watch.close();
@@ -572,7 +564,7 @@ export class PortAllocator {
     const { pending: requests, answered } = this.#queue.scan(Date.now());
     const answers = new Map<string, Answer>();
     // Our own request may have been served by a holder in the instant before we got the lock.
-    const earlier = own && answered.has(own.id) ? this.#queue.takeAnswer(own.id) : null;
+    const earlier = own ? answered.get(own.id) : undefined;
     if (own && earlier) answers.set(own.id, earlier);
     else if (own && !requests.some((r) => r.id === own.id)) requests.push(own);
 
@@ -644,7 +636,7 @@ export class PortAllocator {
     for (const request of served) {
       if (request.id !== own?.id) this.#queue.answer(request, answers.get(request.id)!);
     }
-    return { answers, state, value, sync, answeredEarlier: earlier !== null };
+    return { answers, state, value, sync };
   }
 
   #serveAllocate(

@@ -49,8 +49,8 @@ export interface QueuedRequest {
 export interface QueueScan {
   /** Requests waiting for an answer, oldest first. */
   pending: QueuedRequest[];
-  /** Ids of the requests answered already (their requester has not collected the answer yet). */
-  answered: Set<string>;
+  /** The answers left already, by request id (their requesters have not collected them yet). */
+  answered: Map<string, Answer>;
 }
 
 /** What the lock holder answered. */
@@ -60,7 +60,8 @@ export type Answer =
   | { released: boolean };
 
 const REQUEST = ".req";
-const ANSWER = ".ans";
+/** An older courier's queue kept answers in files of their own. */
+const LEGACY_ANSWER = ".ans";
 
 /**
  * Files nobody will collect (a request half-written by a requester that
@@ -117,36 +118,52 @@ function isOp(op: unknown): op is AllocateOp | ReleaseOp {
     (op.reuse_addr === undefined || typeof op.reuse_addr === "boolean");
 }
 
-/** Validates a request file's content: anything else is skipped, never served. */
-function parseRequestFile(text: string): QueuedRequest | null {
-  let raw: unknown;
+function parseJson(text: string): unknown {
   try {
-    raw = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
-    return null;
+    return undefined;
   }
+}
+
+/** Validates a request line: anything else is skipped, never served. */
+function parseRequest(line: string): QueuedRequest | null {
+  const raw = parseJson(line);
   if (!isRecord(raw) || typeof raw.id !== "string" || !isIdentity(raw.requester)) return null;
   if (!(raw.netns === null || typeof raw.netns === "string") || !isOp(raw.op)) return null;
   return { id: raw.id, requester: raw.requester, netns: raw.netns, op: raw.op };
 }
 
 /**
+ * Splits a request file into its request line and, once a holder appended
+ * one, its answer line (`null` while there is none, or only part of one).
+ */
+function splitRequestFile(text: string): { request: string; answer: Answer | null } {
+  const end = text.indexOf("\n");
+  if (end < 0) return { request: text, answer: null };
+  const rest = text.slice(end + 1);
+  const answer = rest.endsWith("\n") ? parseJson(rest) : undefined;
+  return { request: text.slice(0, end), answer: isRecord(answer) ? answer as Answer : null };
+}
+
+/**
  * Requests waiting for the registry lock: group commit across processes.
  *
  * Each allocation or release first drops its request into the queue
- * directory (`<id>.req`) and then waits. Whoever gets the lock serves every
- * request queued by then in one read-modify-write of the registry (one
- * read, one write) and leaves each answer in a new file beside it
- * (`<id>.ans`) before letting go; the waiters, woken together when it lets
- * go (`HolderWatch`), read their answers in parallel and leave. Under
- * contention, N queued operations cost one registry write instead of N, and
- * no answered waiter queues behind another.
+ * directory (`<id>.req`, one JSON line) and then waits. Whoever gets the
+ * lock serves every request queued by then in one read-modify-write of the
+ * registry (one read, one write) and appends each answer to its request
+ * file as a second line before letting go; the waiters, woken together when
+ * it lets go (`HolderWatch`), read their answers in parallel, remove their
+ * files and leave. Under contention, N queued operations cost one registry
+ * write instead of N, and no answered waiter queues behind another.
  *
- * Every file is written once and never rewritten (rewriting a file in
- * place makes ext4 flush it to disk on close). The holder reads request
- * files under the lock; one being written as it looks, or not a valid
- * request, is skipped (and removed once a minute old). A requester reads
- * its answer once the holder that wrote it has let go.
+ * A file is created once, by its requester, and only ever appended to:
+ * creating a file costs the holder several times what an append does, and
+ * truncating one to rewrite it makes ext4 flush it to disk on close. The
+ * holder reads request files under the lock; one being written as it looks,
+ * or not a valid request, is skipped (and removed once a minute old). A
+ * requester reads its answer once the holder that wrote it has let go.
  */
 export class RequestQueue {
   /** The queue directory. */
@@ -175,7 +192,7 @@ export class RequestQueue {
    * is private, so the file needs no mode of its own).
    */
   post(request: QueuedRequest): void {
-    Deno.writeTextFileSync(this.#path(request.id, REQUEST), JSON.stringify(request), {
+    Deno.writeTextFileSync(this.#path(request.id, REQUEST), `${JSON.stringify(request)}\n`, {
       createNew: true,
     });
   }
@@ -185,60 +202,66 @@ export class RequestQueue {
    * holder let go of the lock: one being written reads as no answer.
    */
   takeAnswer(id: string): Answer | null {
+    let text: string;
     try {
-      const answer: unknown = JSON.parse(Deno.readTextFileSync(this.#path(id, ANSWER)));
-      return isRecord(answer) ? answer as Answer : null;
+      text = Deno.readTextFileSync(this.#path(id, REQUEST));
     } catch {
       return null;
     }
+    return splitRequestFile(text).answer;
   }
 
   /**
    * Leaves the answer to `request` (call under the exclusive lock, after the
-   * registry is written).
+   * registry is written): one line appended to its file, never creating it.
    */
   answer(request: QueuedRequest, answer: Answer): void {
+    let file: Deno.FsFile;
     try {
-      Deno.writeTextFileSync(this.#path(request.id, ANSWER), JSON.stringify(answer), {
-        createNew: true,
-      });
+      file = Deno.openSync(this.#path(request.id, REQUEST), { append: true });
     } catch {
-      // Answered already, or the queue is gone: the requester finds its lease by request id.
+      return; // withdrawn: its requester gave up, or finds its lease by request id
+    }
+    try {
+      file.writeSync(new TextEncoder().encode(`${JSON.stringify(answer)}\n`));
+    } catch {
+      // A disk error: the requester finds its lease by request id, or asks again.
+    } finally {
+      file.close();
     }
   }
 
-  /**
-   * Removes request `id`, and its answer unless `answered` is `false` (safe
-   * outside the lock). A file that is already gone is no error.
-   */
-  withdraw(id: string, options: { answered?: boolean } = {}): void {
-    const suffixes = options.answered === false ? [REQUEST] : [REQUEST, ANSWER];
-    for (const suffix of suffixes) {
-      try {
-        Deno.removeSync(this.#path(id, suffix));
-      } catch {
-        // never written, or already gone
-      }
+  /** Removes request `id` and its answer (safe outside the lock); one already gone is no error. */
+  withdraw(id: string): void {
+    this.#remove(this.#path(id, REQUEST));
+  }
+
+  #remove(path: string): void {
+    try {
+      Deno.removeSync(path);
+    } catch {
+      // never written, or already gone
     }
   }
 
   /**
    * The requests waiting for an answer, oldest first (call under the
-   * exclusive lock), except those in `skip` (already seen), and the ids of
-   * the requests answered already. On the way it removes what nobody will
-   * collect: answers whose request was withdrawn, and files a minute old
-   * that are not valid requests or whose answer was never collected (their
-   * requester died; one that merely stalled finds its lease again by its
-   * request id).
+   * exclusive lock), except those in `skip` (already seen), and the answers
+   * left already. On the way it removes what nobody will collect: files a
+   * minute old that are not valid requests or whose answer was never
+   * collected (their requester died; one that merely stalled finds its lease
+   * again by its request id), and an older courier's answer files once
+   * their request is gone or they are a minute old.
    */
   scan(now: number, skip?: ReadonlySet<string>): QueueScan {
     const ids: string[] = [];
-    const answered = new Set<string>();
+    const legacy: string[] = [];
+    const answered = new Map<string, Answer>();
     try {
       for (const entry of Deno.readDirSync(this.dir)) {
         const name = entry.name;
         if (name.endsWith(REQUEST)) ids.push(name.slice(0, -REQUEST.length));
-        else if (name.endsWith(ANSWER)) answered.add(name.slice(0, -ANSWER.length));
+        else if (name.endsWith(LEGACY_ANSWER)) legacy.push(name.slice(0, -LEGACY_ANSWER.length));
       }
     } catch {
       return { pending: [], answered };
@@ -246,10 +269,6 @@ export class RequestQueue {
     const pending: QueuedRequest[] = [];
     const old = (id: string) => !(now - Number(id.split("-")[0]) < GARBAGE_MS);
     for (const id of ids.sort()) {
-      if (answered.has(id)) {
-        if (old(id)) this.withdraw(id);
-        continue;
-      }
       if (skip?.has(id)) continue;
       let text: string;
       try {
@@ -257,7 +276,13 @@ export class RequestQueue {
       } catch {
         continue; // withdrawn meanwhile
       }
-      const request = parseRequestFile(text);
+      const { request: line, answer } = splitRequestFile(text);
+      if (answer) {
+        answered.set(id, answer);
+        if (old(id)) this.withdraw(id);
+        continue;
+      }
+      const request = parseRequest(line);
       if (!request || request.id !== id) {
         // Being written right now, or left half-written by a requester that died.
         if (old(id)) this.withdraw(id);
@@ -265,9 +290,12 @@ export class RequestQueue {
       }
       pending.push(request);
     }
-    // Answers whose request is gone: its requester left (answers are only written under the lock).
-    const requested = new Set(ids);
-    for (const id of answered) if (!requested.has(id)) this.withdraw(id);
+    if (legacy.length > 0) {
+      const requested = new Set(ids);
+      for (const id of legacy) {
+        if (!requested.has(id) || old(id)) this.#remove(this.#path(id, LEGACY_ANSWER));
+      }
+    }
     return { pending, answered };
   }
 }
