@@ -318,6 +318,55 @@ Deno.test("formatRegistry writes one lease per line and parses back to the same 
   assert.equal(parseRegistry("[]", "ports.json").ok, false);
 });
 
+Deno.test("parseRegistry reads its own layout line by line and any other JSON layout alike", () => {
+  const lease = (port: number) => ({
+    port,
+    owner: { pid: 42, startTime: "123", bootId: "b" },
+    host: "127.0.0.1",
+    label: null,
+    created_at: "2030-01-01T00:00:00.000Z",
+    expires_at: null,
+  });
+  const sockets = {
+    netns: "n",
+    passive_opens: 1,
+    active_opens: 2,
+    taken_at: 3,
+    ports: [22],
+    time_wait: [],
+  };
+  const data: RegistryData = { version: 1, leases: [lease(10002), lease(10001)], sockets };
+  const text = formatRegistry(data);
+  const first = parseRegistry(text, "ports.json");
+  const again = parseRegistry(text, "ports.json"); // from the cache this time
+  const sorted = { ...data, leases: [lease(10001), lease(10002)] };
+  const pretty = parseRegistry(JSON.stringify(sorted, null, 2), "ports.json");
+  for (const parsed of [first, again, pretty]) {
+    assert.ok(parsed.ok);
+    assert.deepEqual(parsed.data.leases, [lease(10001), lease(10002)]);
+    assert.deepEqual(parsed.data.sockets, sockets);
+    assert.equal(parsed.dropped, 0);
+  }
+  // What was read is written back unchanged.
+  assert.ok(first.ok);
+  assert.equal(formatRegistry(first.data), text);
+  // Shared between reads, so frozen: a change must replace the lease.
+  assert.throws(() => {
+    (first.data.leases[0] as { port: number }).port = 1;
+  }, TypeError);
+  // A malformed lease line is dropped; a line that is not JSON makes the file unreadable.
+  const lines = text.split("\n");
+  const malformed = [lines[0], '  {"port":"x"},', ...lines.slice(1)].join("\n");
+  const withMalformed = parseRegistry(malformed, "ports.json");
+  assert.ok(withMalformed.ok);
+  assert.equal(withMalformed.dropped, 1);
+  assert.equal(withMalformed.data.leases.length, 2);
+  const broken = [lines[0], "  {not json},", ...lines.slice(1)].join("\n");
+  assert.equal(parseRegistry(broken, "ports.json").ok, false);
+  // A line without its comma is not the layout, and not valid JSON either.
+  assert.equal(parseRegistry(text.replace("},\n", "}\n"), "ports.json").ok, false);
+});
+
 Deno.test("a malformed or abandoned request in the queue is never served, and is cleaned up", async () => {
   const [a] = await testPorts(1);
   await withAllocator(async (allocator, dir) => {

@@ -127,10 +127,10 @@ function isExpired(lease: Lease, now: number): boolean {
   return lease.expires_at !== null && !(Date.parse(lease.expires_at) > now);
 }
 
-/** A lease as callers see it: without the internal request tag. */
+/** A lease as callers see it: a copy of their own, without the internal request tag. */
 function publicLease(lease: Lease): Lease {
   const { request: _request, ...rest } = lease;
-  return rest;
+  return { ...rest, owner: rest.owner && { ...rest.owner } };
 }
 
 /** What one locked read-modify-write of the registry works with. */
@@ -379,9 +379,11 @@ export class PortAllocator {
     await this.#ensureDirs();
     const { value } = await this.#locked(() =>
       this.#commit(null, (data, state) => {
-        const lease = data.leases.find((l) => l.port === port);
-        if (!lease) return null;
-        lease.owner = owner;
+        const index = data.leases.findIndex((l) => l.port === port);
+        if (index < 0) return null;
+        // Leases read from the registry are shared and frozen: replace it.
+        const lease = { ...data.leases[index], owner };
+        data.leases[index] = lease;
         state.dirty = true;
         return publicLease(lease);
       })
