@@ -11,7 +11,8 @@ import { leaseTestPort, makeTimeWait } from "./helpers/ports.ts";
 async function withAllocator(fn: (allocator: PortAllocator) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "courier-ports-" });
   try {
-    await fn(new PortAllocator({ dir }));
+    await using allocator = new PortAllocator({ dir }); // closed: its fsyncs are done
+    await fn(allocator);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

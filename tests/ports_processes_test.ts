@@ -125,7 +125,7 @@ Deno.test("a killed owner's port is reclaimed by the next allocation; a live own
     const live = new Worker([dir, "1", String(port), String(port)]);
     const held = await live.next<{ pid: number; ports: number[] }>();
     assert.deepEqual(held.ports, [port]);
-    const allocator = new PortAllocator({ dir });
+    await using allocator = new PortAllocator({ dir }); // closed: its fsyncs are done
     try {
       const error = await allocator.allocate({ range }).catch((e) => e);
       assert.ok(error instanceof NoFreePortError, String(error));
@@ -142,7 +142,10 @@ Deno.test("a killed owner's port is reclaimed by the next allocation; a live own
 
 Deno.test("a stuck lock holder makes allocations fail with a lock timeout, naming it", async () => {
   await withDir(async (dir) => {
-    await new PortAllocator({ dir }).gc(); // creates the registry directory and lock file
+    {
+      await using allocator = new PortAllocator({ dir });
+      await allocator.gc(); // creates the registry directory and lock file
+    }
     const lock = await Deno.open(join(dir, "ports.lock"), { read: true, write: true });
     try {
       await lock.lock(true);
@@ -157,9 +160,8 @@ Deno.test("a stuck lock holder makes allocations fail with a lock timeout, namin
       lock.close();
     }
     // Once the holder lets go, allocations work again.
-    const lease = await new PortAllocator({ dir }).allocate({
-      range: { start: 44000, end: 44010 },
-    });
+    await using allocator = new PortAllocator({ dir });
+    const lease = await allocator.allocate({ range: { start: 44000, end: 44010 } });
     assert.ok(lease.port >= 44000 && lease.port <= 44010);
   });
 });

@@ -8,7 +8,6 @@ import {
   HOLDER_WATCH_BACKSTOP_MS,
   HolderWatch,
   lockTimeoutError,
-  openLockFile,
   withFileLock,
 } from "./file_lock.ts";
 import { OwnerCheck, procAccessError } from "./owners.ts";
@@ -28,6 +27,7 @@ import {
   type RegistryData,
   type RegistryPaths,
   registryPaths,
+  type RegistrySync,
   writeRegistry,
 } from "./registry.ts";
 import {
@@ -151,8 +151,8 @@ interface CommitResult<T> {
   state: TransactionState;
   /** What the transaction's body returned. */
   value?: T;
-  /** Fsyncs the registry written (call after letting go of the lock), `null` if unchanged. */
-  sync: (() => void) | null;
+  /** Fsyncs the registry written (start it after letting go of the lock), `null` if unchanged. */
+  sync: RegistrySync | null;
 }
 
 /**
@@ -197,6 +197,8 @@ export class PortAllocator {
   #self: Promise<ProcessIdentity | null> | null = null;
   /** Kept open between operations once {@link prepare} ran: see {@link KeptHandles}. */
   #kept: KeptHandles | null = null;
+  /** Registry fsyncs still running (see {@link close}). */
+  readonly #syncing = new Set<Promise<void>>();
 
   /**
    * Sets up an allocator; nothing is touched on disk until the first operation.
@@ -318,10 +320,13 @@ export class PortAllocator {
    * census costs a few milliseconds; it is reused until a connection is
    * accepted, or one could have landed in the candidate range).
    *
-   * From then on the allocator also keeps the lock file and a watch on it
-   * (a thread of the runtime) open, rather than opening and closing them on
-   * every call: under contention that is about a fifth of an allocation's
-   * latency. {@link close} lets go of them (or `await using`). Optional:
+   * From then on the allocator also keeps the lock file open and, from the
+   * first call that has to wait, a watch on it (a thread of the runtime),
+   * rather than opening and closing them on every call: under contention
+   * that is about a fifth of an allocation's latency. (The watch is not
+   * opened here: it would collect every other process's release until the
+   * first wait, and wake that wait once for each.) {@link close} lets go of
+   * them (or `await using`). Optional:
    * allocations do all of this as needed; latency-sensitive programs call
    * it at start-up.
    *
@@ -337,7 +342,7 @@ export class PortAllocator {
     await this.#selfIdentity();
     this.#kept ??= {
       file: Deno.openSync(this.paths.lock, { read: true }),
-      watch: HolderWatch.open(this.paths.lock),
+      watch: null,
       busy: false,
     };
     await this.#locked(() =>
@@ -393,14 +398,37 @@ export class PortAllocator {
 
   /**
    * Lets go of what {@link prepare} keeps open (the lock file and the watch
-   * on it). The allocator stays usable; it just no longer keeps them.
+   * on it), and waits until every registry write of this allocator is on
+   * disk. The allocator stays usable; it just no longer keeps them.
+   *
+   * Operations return as soon as their change is in the registry, where
+   * every process sees it; its fsync goes on in the background (it keeps the
+   * process alive until done). Call this before `Deno.exit()`, which would
+   * cut it short.
    */
   async close(): Promise<void> {
     const kept = this.#kept;
     this.#kept = null;
-    if (!kept || kept.busy) return; // the call using them closes them as it ends
-    kept.file.close();
-    await kept.watch?.close();
+    if (kept && !kept.busy) { // else the call using them closes them as it ends
+      kept.file.close();
+      await kept.watch?.close();
+    }
+    while (this.#syncing.size > 0) await Promise.all(this.#syncing);
+  }
+
+  /** Starts the fsync of a registry written, after the lock was let go. */
+  #sync(sync: RegistrySync | null | undefined): void {
+    if (!sync) return;
+    const done: Promise<void> = sync()
+      .catch((error) => {
+        this.#warn(
+          `port registry ${this.paths.registry} could not be flushed to disk ` +
+            `(${error instanceof Error ? error.message : error}); it stays correct while ` +
+            `this machine runs, but check the disk`,
+        );
+      })
+      .finally(() => this.#syncing.delete(done));
+    this.#syncing.add(done);
   }
 
   /** {@link close}, for `await using`. */
@@ -445,7 +473,13 @@ export class PortAllocator {
         await ensureHome(homeLayout(resolveHome(this.#options.home)));
       }
       await this.#queue.prepare();
-      openLockFile(this.paths.lock).close(); // create it: waiters open it read-only
+      // Create it if missing (waiters open it read-only). Opening an existing
+      // one for writing would wake every waiter when it is closed.
+      try {
+        Deno.openSync(this.paths.lock, { write: true, createNew: true, mode: 0o600 }).close();
+      } catch (error) {
+        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+      }
     })();
     try {
       await this.#ready;
@@ -535,17 +569,17 @@ export class PortAllocator {
         if (kept) kept.watch = null;
       }
       if (kept) kept.busy = false;
-      commit?.sync?.();
+      this.#sync(commit?.sync);
     }
   }
 
   /**
    * Runs `fn` under the lock, without queueing (reading the leases, gc,
-   * prepare, transfer); then, the lock let go, runs its `sync`.
+   * prepare, transfer); then, the lock let go, starts its `sync`.
    */
-  async #locked<R extends { sync?: (() => void) | null }>(fn: () => Promise<R>): Promise<R> {
+  async #locked<R extends { sync?: RegistrySync | null }>(fn: () => Promise<R>): Promise<R> {
     const result = await withFileLock(this.paths.lock, fn, { timeoutMs: this.#lockTimeout() });
-    result.sync?.();
+    this.#sync(result.sync);
     return result;
   }
 
@@ -553,7 +587,7 @@ export class PortAllocator {
    * The read-modify-write itself (call under the lock): load the registry
    * (moving a corrupt one aside), drop dead and expired leases, serve every
    * queued request (and `own`), run `body`, write the registry if anything
-   * changed, then leave answers for the other requesters. The caller runs
+   * changed, then leave answers for the other requesters. The caller starts
    * `sync` (the registry's fsync) once it has let go of the lock.
    */
   async #commit<T>(
@@ -803,7 +837,8 @@ export type AllocatePortOptions = AllocateOptions & PortAllocatorOptions;
  * ```
  */
 export async function allocatePort(options: AllocatePortOptions = {}): Promise<number> {
-  return (await new PortAllocator(options).allocate(options)).port;
+  await using allocator = new PortAllocator(options); // returns once the registry is on disk
+  return (await allocator.allocate(options)).port;
 }
 
 /** Options of {@link releasePort}: whose lease to drop and where the registry lives. */
@@ -824,5 +859,6 @@ export async function releasePort(
   port: number,
   options: ReleasePortOptions = {},
 ): Promise<boolean> {
-  return await new PortAllocator(options).release(port, options);
+  await using allocator = new PortAllocator(options); // returns once the registry is on disk
+  return await allocator.release(port, options);
 }

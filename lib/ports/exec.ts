@@ -95,7 +95,7 @@ export async function execWithPort(
 ): Promise<ExecResult> {
   const name = options.env ?? "PORT";
   if (!isEnvName(name)) throw new RangeError(`invalid environment variable name "${name}"`);
-  const allocator = new PortAllocator(options);
+  await using allocator = new PortAllocator(options); // at the end: the registry is on disk
   const label = options.label ?? [command, ...args].join(" ").slice(0, 200);
   const lease = await allocator.allocate({ ...options, ownerPid: Deno.pid, label });
   const port = lease.port;

@@ -321,23 +321,29 @@ export function readRegistry(path: string, options: ReadRegistryOptions): Regist
 
 let tempCounter = 0;
 
+/** Flushes a written registry to disk: see {@link writeRegistry}. */
+export type RegistrySync = () => Promise<void>;
+
 /**
  * Writes the registry crash-safely (call it under the registry lock): the
  * new content goes to a temporary file beside it, which is renamed over it,
  * so a reader or a crashed writer leaves the old or the new registry, never
  * a mix. Returns the function that fsyncs it: call it once the lock is let
- * go.
+ * go; it runs on a thread of the runtime, and keeps the process alive until
+ * it is done.
  *
- * Why fsync after letting go: the fsync only matters if the machine itself
- * goes down, and then every lease owner goes down with it (a reboot changes
- * the boot ID; TTL leases soon expire), while under the lock it would make
- * every waiting process sit out the disk's slowest flushes (tens of
- * milliseconds when other programs write heavily). Should the machine crash
- * between the rename and the fsync, the worst case is a registry that does
- * not parse, which the next reader moves aside and replaces. The directory
- * is not fsynced for the same reason.
+ * Why fsync after letting go, without making the caller wait: the fsync
+ * only matters if the machine itself goes down, and then every lease owner
+ * goes down with it (a reboot changes the boot ID; TTL leases soon expire),
+ * while under the lock it would make every waiting process sit out the
+ * disk's slowest flushes (tens of milliseconds when other programs write
+ * heavily), and awaited it would add them to the caller's own allocation.
+ * Every other process reads the new registry as soon as it is renamed.
+ * Should the machine crash before the fsync, the worst case is a registry
+ * that does not parse, which the next reader moves aside and replaces. The
+ * directory is not fsynced for the same reason.
  */
-export function writeRegistry(path: string, data: RegistryData): () => void {
+export function writeRegistry(path: string, data: RegistryData): RegistrySync {
   const bytes = new TextEncoder().encode(formatRegistry(data));
   const tmp = join(dirname(path), `.${basename(path)}.${Deno.pid}.${++tempCounter}.tmp`);
   const file = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o600 });
@@ -354,9 +360,9 @@ export function writeRegistry(path: string, data: RegistryData): () => void {
     }
     throw error;
   }
-  return () => {
+  return async () => {
     try {
-      file.syncDataSync();
+      await file.syncData();
     } finally {
       file.close();
     }

@@ -32,13 +32,16 @@ let allocator: PortAllocator | null = null;
 export async function leaseTestPort(): Promise<number> {
   allocator ??= new PortAllocator({ dir: TEST_LEASE_DIR });
   const label = `test ${Deno.mainModule.split("/").pop()}`;
-  return (await allocator.allocate({ range: { ...TEST_PORT_RANGE }, label })).port;
+  const { port } = await allocator.allocate({ range: { ...TEST_PORT_RANGE }, label });
+  await allocator.close(); // the registry's fsync is done: no operation outlives the call
+  return port;
 }
 
 /** Gives back a port from {@link leaseTestPort} before the process exits. */
 export async function releaseTestPort(port: number): Promise<void> {
   allocator ??= new PortAllocator({ dir: TEST_LEASE_DIR });
   await allocator.release(port, { ownerPid: Deno.pid });
+  await allocator.close();
 }
 
 /** Leaves a socket in TIME_WAIT on local port `port` (the server side closes first). */

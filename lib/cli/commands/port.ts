@@ -143,7 +143,8 @@ const allocateCommand: Command = {
       if (ttlMs <= 0) throw new UsageError(`invalid --ttl "${ttlText}": must be above 0`, { hint });
     }
     // This process exits right after printing: without --pid the lease lives by its TTL.
-    const lease = await allocator(ctx).allocate({
+    await using leases = allocator(ctx); // at exit: the registry is on disk
+    const lease = await leases.allocate({
       ...settings,
       ownerPid: pid ?? null,
       ttlMs: ttlMs ?? (pid === undefined ? DEFAULT_TTL_MS : undefined),
@@ -161,7 +162,7 @@ const releaseCommand: Command = {
   positionals: true,
   async run(ctx) {
     const ports = portPositionals(ctx, "courier port release --help");
-    const leases = allocator(ctx);
+    await using leases = allocator(ctx);
     const released: number[] = [];
     const notLeased: number[] = [];
     const lines: string[] = [];
@@ -215,7 +216,8 @@ const gcCommand: Command = {
   usage: ["gc [--json]"],
   options: {},
   async run(ctx) {
-    const dropped: Lease[] = await allocator(ctx).gc();
+    await using leases = allocator(ctx);
+    const dropped: Lease[] = await leases.gc();
     const n = dropped.length;
     ctx.out.result(
       n === 0 ? "No stale leases." : `Removed ${n} stale lease${n === 1 ? "" : "s"}.`,
