@@ -15,7 +15,9 @@ import {
   PortAllocator,
   type PortAllocatorOptions,
   PortRegistryError,
+  type QueuedRequest,
   type RegistryData,
+  RequestQueue,
   socketTablePorts,
 } from "../lib/ports/mod.ts";
 import { readProcessIdentity } from "../lib/proc/mod.ts";
@@ -365,6 +367,37 @@ Deno.test("parseRegistry reads its own layout line by line and any other JSON la
   assert.equal(parseRegistry(broken, "ports.json").ok, false);
   // A line without its comma is not the layout, and not valid JSON either.
   assert.equal(parseRegistry(text.replace("},\n", "}\n"), "ports.json").ok, false);
+});
+
+Deno.test("a queued request's answer counts only once its line is complete", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "courier-queue-" });
+  try {
+    const queue = new RequestQueue(dir);
+    const self = await readProcessIdentity(Deno.pid);
+    assert.ok(self);
+    const request: QueuedRequest = {
+      id: `${String(Date.now()).padStart(13, "0")}-${Deno.pid}-1`,
+      requester: self,
+      netns: null,
+      op: { kind: "release", port: 20000, owner_pid: null },
+    };
+    queue.post(request);
+    assert.deepEqual(queue.scan(Date.now()).pending, [request]);
+    // A holder appending its answer, caught halfway: not an answer yet, still pending.
+    const file = join(dir, `${request.id}.req`);
+    await Deno.writeTextFile(file, '{"released":', { append: true });
+    assert.equal(queue.takeAnswer(request.id), null);
+    assert.equal(queue.scan(Date.now()).pending.length, 1);
+    await Deno.writeTextFile(file, "true}\n", { append: true });
+    assert.deepEqual(queue.takeAnswer(request.id), { released: true });
+    const scan = queue.scan(Date.now());
+    assert.deepEqual(scan.pending, []);
+    assert.deepEqual([...scan.answered], [[request.id, { released: true }]]);
+    queue.withdraw(request.id);
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("a malformed or abandoned request in the queue is never served, and is cleaned up", async () => {

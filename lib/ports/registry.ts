@@ -126,24 +126,24 @@ function parseCensus(value: unknown): SocketCensus | null {
 }
 
 /**
- * What this process has parsed of registries before, by line: the lease (or
- * `null`, malformed) for a lease line, the census for the sockets line.
- * Every allocation reads the whole registry under the lock, but between two
- * reads only a few lines change, so each line is parsed once per process
+ * What this process parsed of the registry it read last, by line: the lease
+ * (or `null`, malformed) for each lease line, the census for the sockets
+ * line. Every allocation reads the whole registry under the lock, but
+ * between two reads only a few lines change, so each line is parsed once
  * (JSON parsing and checking 200 leases costs about 0.4 ms, a look-up here
- * microseconds). Cached leases are frozen: they are shared by every read, and
- * their line is written back as it was read.
+ * microseconds). The cache holds the lines of one registry, the last one
+ * read. Cached leases are frozen: they are shared by every read, and their
+ * line is written back as it was read.
  */
-const parsedLines = new Map<string, Lease | null>();
+let parsedLines = new Map<string, Lease | null>();
 const leaseLines = new WeakMap<Lease, string>();
 let censusLine: { text: string; census: SocketCensus | null } | null = null;
-/** Past this many cached lines the cache starts afresh (a registry holds at most ~65 000). */
-const MAX_CACHED_LINES = 100_000;
 
 const HEADER = `{"version":${REGISTRY_VERSION},"leases":[`;
 const SOCKETS = `],"sockets":`;
 
-function cachedLease(line: string): Lease | null {
+/** The lease on a lease line, from the last read's cache or parsed now; recorded in `seen`. */
+function cachedLease(line: string, seen: Map<string, Lease | null>): Lease | null {
   let lease = parsedLines.get(line);
   if (lease === undefined) {
     lease = parseLease(parseJsonOrUndefined(line));
@@ -151,9 +151,8 @@ function cachedLease(line: string): Lease | null {
       if (lease.owner) Object.freeze(lease.owner);
       leaseLines.set(Object.freeze(lease), line);
     }
-    if (parsedLines.size >= MAX_CACHED_LINES) parsedLines.clear();
-    parsedLines.set(line, lease);
   }
+  seen.set(line, lease);
   return lease;
 }
 
@@ -177,6 +176,7 @@ function parseFormatted(text: string): ParsedRegistry | null {
   const last = lines.pop()!;
   if (!last.startsWith(SOCKETS)) return null;
   const leases: Lease[] = [];
+  const seen = new Map<string, Lease | null>();
   let dropped = 0;
   for (let i = 0; i < lines.length; i++) {
     let line = lines[i];
@@ -188,7 +188,7 @@ function parseFormatted(text: string): ParsedRegistry | null {
       line = line.slice(2);
     }
     if (!line.startsWith("{") || !line.endsWith("}")) return null;
-    const lease = cachedLease(line);
+    const lease = cachedLease(line, seen);
     if (lease) leases.push(lease);
     else if (parseJsonOrUndefined(line) === undefined) return null; // not JSON at all
     else dropped++;
@@ -199,6 +199,7 @@ function parseFormatted(text: string): ParsedRegistry | null {
     if (raw === undefined) return null;
     censusLine = { text: socketsText, census: parseCensus(raw) };
   }
+  parsedLines = seen;
   return {
     ok: true,
     data: { version: REGISTRY_VERSION, leases, sockets: censusLine.census },
