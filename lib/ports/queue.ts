@@ -2,6 +2,7 @@ import type { ProcessIdentity } from "../proc/mod.ts";
 import type { PortRangeUsage } from "./errors.ts";
 import { isValidPort, type PortRange } from "./range.ts";
 import type { Lease } from "./registry.ts";
+import { isRecord, tryParseJson } from "./json.ts";
 
 /** A lease asked for through the queue. */
 export interface AllocateOp {
@@ -89,10 +90,6 @@ export function newRequestId(now: number): string {
   return `${String(Math.floor(now)).padStart(13, "0")}-${Deno.pid}-${++sequence}`;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function isIdentity(value: unknown): value is ProcessIdentity {
   return isRecord(value) && Number.isInteger(value.pid) && (value.pid as number) > 0 &&
     typeof value.startTime === "string" &&
@@ -118,17 +115,9 @@ function isOp(op: unknown): op is AllocateOp | ReleaseOp {
     (op.reuse_addr === undefined || typeof op.reuse_addr === "boolean");
 }
 
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
 /** Validates a request line: anything else is skipped, never served. */
 function parseRequest(line: string): QueuedRequest | null {
-  const raw = parseJson(line);
+  const raw = tryParseJson(line);
   if (!isRecord(raw) || typeof raw.id !== "string" || !isIdentity(raw.requester)) return null;
   if (!(raw.netns === null || typeof raw.netns === "string") || !isOp(raw.op)) return null;
   return { id: raw.id, requester: raw.requester, netns: raw.netns, op: raw.op };
@@ -142,7 +131,7 @@ function splitRequestFile(text: string): { request: string; answer: Answer | nul
   const end = text.indexOf("\n");
   if (end < 0) return { request: text, answer: null };
   const rest = text.slice(end + 1);
-  const answer = rest.endsWith("\n") ? parseJson(rest) : undefined;
+  const answer = rest.endsWith("\n") ? tryParseJson(rest) : undefined;
   return { request: text.slice(0, end), answer: isRecord(answer) ? answer as Answer : null };
 }
 

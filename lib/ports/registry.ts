@@ -3,6 +3,7 @@ import type { ProcessIdentity } from "../proc/mod.ts";
 import { PortRegistryError } from "./errors.ts";
 import { isValidPort } from "./range.ts";
 import type { SocketCensus } from "./socket_census.ts";
+import { isRecord, tryParseJson } from "./json.ts";
 
 /** One port lease, as recorded in `ports.json`. */
 export interface Lease {
@@ -54,10 +55,6 @@ export function registryPaths(dir: string): RegistryPaths {
 /** An empty registry. */
 export function emptyRegistry(): RegistryData {
   return { version: REGISTRY_VERSION, leases: [] };
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** A cheap shape check (every lease is checked on every read; `Date.parse` is not cheap). */
@@ -146,7 +143,7 @@ const SOCKETS = `],"sockets":`;
 function cachedLease(line: string, seen: Map<string, Lease | null>): Lease | null {
   let lease = parsedLines.get(line);
   if (lease === undefined) {
-    lease = parseLease(parseJsonOrUndefined(line));
+    lease = parseLease(tryParseJson(line));
     if (lease) {
       if (lease.owner) Object.freeze(lease.owner);
       leaseLines.set(Object.freeze(lease), line);
@@ -154,14 +151,6 @@ function cachedLease(line: string, seen: Map<string, Lease | null>): Lease | nul
   }
   seen.set(line, lease);
   return lease;
-}
-
-function parseJsonOrUndefined(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -190,12 +179,12 @@ function parseFormatted(text: string): ParsedRegistry | null {
     if (!line.startsWith("{") || !line.endsWith("}")) return null;
     const lease = cachedLease(line, seen);
     if (lease) leases.push(lease);
-    else if (parseJsonOrUndefined(line) === undefined) return null; // not JSON at all
+    else if (tryParseJson(line) === undefined) return null; // not JSON at all
     else dropped++;
   }
   const socketsText = last.slice(SOCKETS.length);
   if (censusLine?.text !== socketsText) {
-    const raw = parseJsonOrUndefined(socketsText);
+    const raw = tryParseJson(socketsText);
     if (raw === undefined) return null;
     censusLine = { text: socketsText, census: parseCensus(raw) };
   }
