@@ -16,9 +16,11 @@ import {
   type PortAllocatorOptions,
   PortRegistryError,
   type QueuedRequest,
+  readRegistry,
   type RegistryData,
   RequestQueue,
   socketTablePorts,
+  writeRegistry,
 } from "../lib/ports/mod.ts";
 import { readProcessIdentity } from "../lib/proc/mod.ts";
 import { leaseTestPort } from "./helpers/ports.ts";
@@ -367,6 +369,41 @@ Deno.test("parseRegistry reads its own layout line by line and any other JSON la
   assert.equal(parseRegistry(broken, "ports.json").ok, false);
   // A line without its comma is not the layout, and not valid JSON either.
   assert.equal(parseRegistry(text.replace("},\n", "}\n"), "ports.json").ok, false);
+});
+
+Deno.test("the registry read stays open until the registry that replaces it is on disk", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "courier-registry-" });
+  try {
+    const path = join(dir, "ports.json");
+    const options = { onWarning: (message: string) => assert.fail(message) };
+    assert.equal(readRegistry(path, options).file, null); // no registry yet: nothing to hold
+    const lease = {
+      port: 20000,
+      owner: null,
+      host: "127.0.0.1",
+      label: null,
+      created_at: "2030-01-01T00:00:00.000Z",
+      expires_at: "2030-01-01T00:05:00.000Z",
+    };
+    await writeRegistry(path, { version: 1, leases: [lease], sockets: null })();
+    const read = readRegistry(path, options);
+    assert.deepEqual(read.data.leases, [lease]);
+    assert.ok(read.file);
+    const sync = writeRegistry(path, { version: 1, leases: [], sockets: null }, {
+      replaces: read.file,
+    });
+    // Replaced, but still open (its blocks are not freed under the lock)…
+    const current = readRegistry(path, options);
+    current.file?.close();
+    assert.deepEqual(current.data.leases, []);
+    assert.equal(read.file.statSync().size > 0, true);
+    // …until the new registry is on disk.
+    await sync();
+    assert.throws(() => read.file!.statSync(), Deno.errors.BadResource);
+    readRegistry(path, options).file?.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("a queued request's answer counts only once its line is complete", async () => {

@@ -22,7 +22,7 @@ export async function removeIfExists(path: string): Promise<boolean> {
   }
 }
 
-/** Scratch space for {@link readSmallTextSync}, grown on demand. */
+/** Scratch space for {@link readAllTextSync}, grown on demand. */
 let scratch = new Uint8Array(16 * 1024);
 const utf8 = new TextDecoder();
 
@@ -44,19 +44,33 @@ const utf8 = new TextDecoder();
 export function readSmallTextSync(path: string): string {
   const file = Deno.openSync(path, { read: true });
   try {
-    let length = 0;
-    for (;;) {
-      if (length === scratch.length) {
-        const bigger = new Uint8Array(scratch.length * 2);
-        bigger.set(scratch);
-        scratch = bigger;
-      }
-      const n = file.readSync(scratch.subarray(length));
-      if (n === null) break;
-      length += n;
-    }
-    return utf8.decode(scratch.subarray(0, length));
+    return readAllTextSync(file);
   } finally {
     file.close();
   }
+}
+
+/**
+ * Reads an open file from where it stands to its end, as text, into a kept
+ * buffer (see {@link readSmallTextSync}); the file stays open.
+ *
+ * @example
+ * ```ts
+ * using file = Deno.openSync("/etc/hostname");
+ * console.log(readAllTextSync(file));
+ * ```
+ */
+export function readAllTextSync(file: Deno.FsFile): string {
+  let length = 0;
+  for (;;) {
+    if (length === scratch.length) {
+      const bigger = new Uint8Array(scratch.length * 2);
+      bigger.set(scratch);
+      scratch = bigger;
+    }
+    const n = file.readSync(scratch.subarray(length));
+    if (n === null) break;
+    length += n;
+  }
+  return utf8.decode(scratch.subarray(0, length));
 }

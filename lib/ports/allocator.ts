@@ -27,6 +27,7 @@ import {
   type RegistryData,
   type RegistryPaths,
   registryPaths,
+  type RegistryRead,
   type RegistrySync,
   writeRegistry,
 } from "./registry.ts";
@@ -298,7 +299,8 @@ export class PortAllocator {
     await this.#selfIdentity(); // fails clearly where process identities cannot be read
     const { leases } = await this.#locked(async () => {
       const now = this.#now();
-      const data = this.#read();
+      const { data, file } = this.#read();
+      file?.close();
       const owners = new OwnerCheck();
       await owners.load(data.leases.map((lease) => lease.owner));
       const leases = data.leases.map((lease) => {
@@ -440,7 +442,7 @@ export class PortAllocator {
     return this.#options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
   }
 
-  #read(): RegistryData {
+  #read(): RegistryRead {
     return readRegistry(this.paths.registry, { onWarning: this.#warn, now: this.#now });
   }
 
@@ -595,84 +597,93 @@ export class PortAllocator {
     body?: (data: RegistryData, state: TransactionState) => T | Promise<T>,
   ): Promise<CommitResult<T>> {
     const now = this.#now();
-    const data = this.#read();
-    const state: TransactionState = { now, dirty: false, pruned: [] };
-    const { pending: requests, answered } = this.#queue.scan(Date.now());
-    const answers = new Map<string, Answer>();
-    // Our own request may have been served by a holder in the instant before we got the lock.
-    const earlier = own ? answered.get(own.id) : undefined;
-    if (own && earlier) answers.set(own.id, earlier);
-    else if (own && !requests.some((r) => r.id === own.id)) requests.push(own);
+    const { data, file: read } = this.#read();
+    let handedOn = false; // the file read is closed by the write's sync, once it is on disk
+    try {
+      const state: TransactionState = { now, dirty: false, pruned: [] };
+      const { pending: requests, answered } = this.#queue.scan(Date.now());
+      const answers = new Map<string, Answer>();
+      // Our own request may have been served by a holder in the instant before we got the lock.
+      const earlier = own ? answered.get(own.id) : undefined;
+      if (own && earlier) answers.set(own.id, earlier);
+      else if (own && !requests.some((r) => r.id === own.id)) requests.push(own);
 
-    const owners = new OwnerCheck();
-    await owners.load([
-      ...data.leases.map((lease) => lease.owner),
-      ...requests.map((r) => r.requester),
-    ]);
-    const kept: Lease[] = [];
-    const leased = new Set<number>();
-    for (const lease of data.leases) {
-      const dead = (lease.owner !== null && !owners.alive(lease.owner)) ||
-        isExpired(lease, now) || leased.has(lease.port);
-      if (dead) {
-        state.pruned.push(lease);
-      } else {
-        kept.push(lease);
-        leased.add(lease.port);
+      const owners = new OwnerCheck();
+      await owners.load([
+        ...data.leases.map((lease) => lease.owner),
+        ...requests.map((r) => r.requester),
+      ]);
+      const kept: Lease[] = [];
+      const leased = new Set<number>();
+      for (const lease of data.leases) {
+        const dead = (lease.owner !== null && !owners.alive(lease.owner)) ||
+          isExpired(lease, now) || leased.has(lease.port);
+        if (dead) {
+          state.pruned.push(lease);
+        } else {
+          kept.push(lease);
+          leased.add(lease.port);
+        }
       }
-    }
-    data.leases = kept;
-    state.dirty ||= state.pruned.length > 0;
+      data.leases = kept;
+      state.dirty ||= state.pruned.length > 0;
 
-    const netns = currentNetns();
-    const served: QueuedRequest[] = [];
-    const seen = new Set<string>();
-    const census = new CensusView(data, state);
-    const serve = async (batch: QueuedRequest[]) => {
-      const fresh = batch.filter((r) => !seen.has(r.id));
-      fresh.forEach((r) => seen.add(r.id));
-      await owners.load(fresh.map((r) => r.requester));
-      for (const request of fresh) {
-        if (request.id !== own?.id) {
-          if (!owners.alive(request.requester)) {
-            this.#queue.withdraw(request.id); // its requester died waiting
-            continue;
+      const netns = currentNetns();
+      const served: QueuedRequest[] = [];
+      const seen = new Set<string>();
+      const census = new CensusView(data, state);
+      const serve = async (batch: QueuedRequest[]) => {
+        const fresh = batch.filter((r) => !seen.has(r.id));
+        fresh.forEach((r) => seen.add(r.id));
+        await owners.load(fresh.map((r) => r.requester));
+        for (const request of fresh) {
+          if (request.id !== own?.id) {
+            if (!owners.alive(request.requester)) {
+              this.#queue.withdraw(request.id); // its requester died waiting
+              continue;
+            }
+            if (request.netns !== netns) continue; // ports are probed in the holder's namespace
           }
-          if (request.netns !== netns) continue; // ports are probed in the holder's namespace
-        }
-        let busy: Set<number> | null = null;
-        if (request.op.kind === "allocate") {
-          const op = request.op;
-          const preferred = op.preferred;
-          const candidates = preferred === null
-            ? [op.range]
-            : [op.range, { start: preferred, end: preferred }];
-          busy = await census.busy(candidates, { reuseAddress: op.reuse_addr === true });
-          // A preferred port that only an older census says is taken may
-          // have been freed since: read the tables again rather than pass it over.
-          if (
-            preferred !== null && !census.fresh && busy?.has(preferred) && !leased.has(preferred) &&
-            probeAddresses(op.host).every((address) => canBind(preferred, address))
-          ) {
-            busy = await census.refresh({ reuseAddress: op.reuse_addr === true });
+          let busy: Set<number> | null = null;
+          if (request.op.kind === "allocate") {
+            const op = request.op;
+            const preferred = op.preferred;
+            const candidates = preferred === null
+              ? [op.range]
+              : [op.range, { start: preferred, end: preferred }];
+            busy = await census.busy(candidates, { reuseAddress: op.reuse_addr === true });
+            // A preferred port that only an older census says is taken may
+            // have been freed since: read the tables again rather than pass it over.
+            if (
+              preferred !== null && !census.fresh && busy?.has(preferred) &&
+              !leased.has(preferred) &&
+              probeAddresses(op.host).every((address) => canBind(preferred, address))
+            ) {
+              busy = await census.refresh({ reuseAddress: op.reuse_addr === true });
+            }
           }
+          const answer = request.op.kind === "allocate"
+            ? this.#serveAllocate(request.id, request.op, data, state, leased, busy)
+            : this.#serveRelease(request.op, data, state, leased);
+          answers.set(request.id, answer);
+          served.push(request);
         }
-        const answer = request.op.kind === "allocate"
-          ? this.#serveAllocate(request.id, request.op, data, state, leased, busy)
-          : this.#serveRelease(request.op, data, state, leased);
-        answers.set(request.id, answer);
-        served.push(request);
+      };
+      await serve(requests);
+      // Requests queued while this batch was served join it before the write.
+      if (served.length > 0) await serve(this.#queue.scan(Date.now(), seen).pending);
+      const value = await body?.(data, state);
+      const sync = state.dirty
+        ? writeRegistry(this.paths.registry, data, { replaces: read })
+        : null;
+      handedOn = sync !== null;
+      for (const request of served) {
+        if (request.id !== own?.id) this.#queue.answer(request, answers.get(request.id)!);
       }
-    };
-    await serve(requests);
-    // Requests queued while this batch was served join it before the write.
-    if (served.length > 0) await serve(this.#queue.scan(Date.now(), seen).pending);
-    const value = await body?.(data, state);
-    const sync = state.dirty ? writeRegistry(this.paths.registry, data) : null;
-    for (const request of served) {
-      if (request.id !== own?.id) this.#queue.answer(request, answers.get(request.id)!);
+      return { answers, state, value, sync };
+    } finally {
+      if (!handedOn) read?.close();
     }
-    return { answers, state, value, sync };
   }
 
   #serveAllocate(

@@ -1,4 +1,5 @@
 import { basename, dirname, join } from "node:path";
+import { readAllTextSync } from "../fs/mod.ts";
 import type { ProcessIdentity } from "../proc/mod.ts";
 import { PortRegistryError } from "./errors.ts";
 import { isValidPort } from "./range.ts";
@@ -271,33 +272,56 @@ export interface ReadRegistryOptions {
   now?: () => number;
 }
 
+/** What {@link readRegistry} read. */
+export interface RegistryRead {
+  /** The registry. */
+  data: RegistryData;
+  /**
+   * The file it was read from, still open (`null` when there was none):
+   * hand it to {@link writeRegistry} as `replaces`, or close it.
+   */
+  file: Deno.FsFile | null;
+}
+
 /**
  * Reads the registry at `path` (call it under the registry lock). A missing
  * file is an empty registry. A file that does not parse is renamed to
  * `<path>.corrupt-<timestamp>` (kept for inspection), a warning is given,
  * and an empty registry is returned, so allocation goes on.
  *
+ * The file is left open for the caller: while it is, the file outlives
+ * being replaced, so the rename in {@link writeRegistry} does not also free
+ * its disk blocks (on a file system that discards freed blocks at once,
+ * that was most of a rename's cost, under the lock).
+ *
  * Synchronous on purpose, like {@link writeRegistry}: the registry is small
  * and local, and every asynchronous file operation costs a thread hand-off
  * while the lock is held and other processes queue for it.
  */
-export function readRegistry(path: string, options: ReadRegistryOptions): RegistryData {
-  let text: string;
+export function readRegistry(path: string, options: ReadRegistryOptions): RegistryRead {
+  let file: Deno.FsFile;
   try {
-    text = Deno.readTextFileSync(path);
+    file = Deno.openSync(path, { read: true });
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return emptyRegistry();
+    if (error instanceof Deno.errors.NotFound) return { data: emptyRegistry(), file: null };
     throw error;
   }
-  const parsed = parseRegistry(text, path);
+  let parsed: ParsedRegistry;
+  try {
+    parsed = parseRegistry(readAllTextSync(file), path);
+  } catch (error) {
+    file.close();
+    throw error;
+  }
   if (parsed.ok) {
     if (parsed.dropped > 0) {
       options.onWarning(
         `port registry ${path}: dropped ${parsed.dropped} malformed lease record(s)`,
       );
     }
-    return parsed.data;
+    return { data: parsed.data, file };
   }
+  file.close();
   const stamp = new Date(options.now?.() ?? Date.now()).toISOString().replace(/[:.]/g, "-");
   const aside = `${path}.corrupt-${stamp}`;
   Deno.renameSync(path, aside);
@@ -306,7 +330,7 @@ export function readRegistry(path: string, options: ReadRegistryOptions): Regist
       `moved it to ${aside} and started a new one. Leases recorded only there are forgotten; ` +
       `ports still in use stay protected by the bind and socket-table checks.`,
   );
-  return emptyRegistry();
+  return { data: emptyRegistry(), file: null };
 }
 
 let tempCounter = 0;
@@ -320,7 +344,9 @@ export type RegistrySync = () => Promise<void>;
  * so a reader or a crashed writer leaves the old or the new registry, never
  * a mix. Returns the function that fsyncs it: call it once the lock is let
  * go; it runs on a thread of the runtime, and keeps the process alive until
- * it is done.
+ * it is done. The file the registry was read from (`replaces`, from
+ * {@link readRegistry}) is closed then too, which frees its blocks; on
+ * failure it is left to the caller.
  *
  * Why fsync after letting go, without making the caller wait: the fsync
  * only matters if the machine itself goes down, and then every lease owner
@@ -333,7 +359,11 @@ export type RegistrySync = () => Promise<void>;
  * that does not parse, which the next reader moves aside and replaces. The
  * directory is not fsynced for the same reason.
  */
-export function writeRegistry(path: string, data: RegistryData): RegistrySync {
+export function writeRegistry(
+  path: string,
+  data: RegistryData,
+  options: { replaces?: Deno.FsFile | null } = {},
+): RegistrySync {
   const bytes = new TextEncoder().encode(formatRegistry(data));
   const tmp = join(dirname(path), `.${basename(path)}.${Deno.pid}.${++tempCounter}.tmp`);
   const file = Deno.openSync(tmp, { write: true, createNew: true, mode: 0o600 });
@@ -350,11 +380,13 @@ export function writeRegistry(path: string, data: RegistryData): RegistrySync {
     }
     throw error;
   }
+  const replaced = options.replaces ?? null;
   return async () => {
     try {
       await file.syncData();
     } finally {
       file.close();
+      replaced?.close();
     }
   };
 }
