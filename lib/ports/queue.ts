@@ -1,3 +1,4 @@
+import { readSmallTextSync } from "../fs/mod.ts";
 import type { ProcessIdentity } from "../proc/mod.ts";
 import type { PortRangeUsage } from "./errors.ts";
 import { isValidPort, type PortRange } from "./range.ts";
@@ -193,7 +194,7 @@ export class RequestQueue {
   takeAnswer(id: string): Answer | null {
     let text: string;
     try {
-      text = Deno.readTextFileSync(this.#path(id, REQUEST));
+      text = readSmallTextSync(this.#path(id, REQUEST));
     } catch {
       return null;
     }
@@ -261,7 +262,7 @@ export class RequestQueue {
       if (skip?.has(id)) continue;
       let text: string;
       try {
-        text = Deno.readTextFileSync(this.#path(id, REQUEST));
+        text = readSmallTextSync(this.#path(id, REQUEST));
       } catch {
         continue; // withdrawn meanwhile
       }

@@ -140,11 +140,17 @@ let censusLine: { text: string; census: SocketCensus | null } | null = null;
 const HEADER = `{"version":${REGISTRY_VERSION},"leases":[`;
 const SOCKETS = `],"sockets":`;
 
-/** The lease on a lease line, from the last read's cache or parsed now; recorded in `seen`. */
-function cachedLease(line: string, seen: Map<string, Lease | null>): Lease | null {
+/**
+ * The lease on a lease line (`null`: a malformed lease), from the last
+ * read's cache or parsed now, and recorded in `seen`; `undefined` when the
+ * line is not JSON at all.
+ */
+function cachedLease(line: string, seen: Map<string, Lease | null>): Lease | null | undefined {
   let lease = parsedLines.get(line);
   if (lease === undefined) {
-    lease = parseLease(tryParseJson(line));
+    const raw = tryParseJson(line);
+    if (raw === undefined) return undefined;
+    lease = parseLease(raw);
     if (lease) {
       if (lease.owner) Object.freeze(lease.owner);
       leaseLines.set(Object.freeze(lease), line);
@@ -179,8 +185,8 @@ function parseFormatted(text: string): ParsedRegistry | null {
     }
     if (!line.startsWith("{") || !line.endsWith("}")) return null;
     const lease = cachedLease(line, seen);
+    if (lease === undefined) return null; // not JSON at all: the general parser says why
     if (lease) leases.push(lease);
-    else if (tryParseJson(line) === undefined) return null; // not JSON at all
     else dropped++;
   }
   const socketsText = last.slice(SOCKETS.length);
