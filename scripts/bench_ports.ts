@@ -10,11 +10,20 @@
  *
  * `duplicates` counts ports held by two workers at once (must be 0).
  *
- * `--floor` runs the same workload with an empty critical section in place
- * of each allocation: take an exclusive `flock` on a file, let go (impl
- * `floor`). An allocator that takes turns under a lock cannot do less, so
- * its latencies are what the machine itself costs: process wake-ups and
- * scheduling with P processes on its cores. `--compare` runs it beside the seed and courier.
+ * Two floors run the same workload with no allocation at all, to show what
+ * the machine itself charges for P processes each waiting for its turn or
+ * its answer (process wake-ups and scheduling on its cores):
+ *
+ * - `--floor lock` (impl `lock-floor`): each "allocation" is an empty
+ *   critical section: take an exclusive `flock` on a file, let go. An
+ *   allocator that takes turns under a lock cannot do less.
+ * - `--floor echo` (impl `echo-floor`): each "allocation" is one round trip
+ *   to a server that answers at once and does nothing else (the benchmark's
+ *   own process, over a Unix socket the worker keeps connected). Any design
+ *   in which a process waits for its answer, however it is computed, cannot
+ *   do less.
+ *
+ * `--compare` runs both beside the seed and courier.
  * `wall_s` runs from the start barrier to the last release: Deno cannot
  * fork, so worker start-up (~0.1 s per process) is left out, while the
  * peer's forked workers start in a few milliseconds inside its wall time.
@@ -22,8 +31,9 @@
  *
  * Usage:
  *   deno run -A scripts/bench_ports.ts [--procs 8] [--per-proc 25] [--start 20000] [--size 2000] [--dir DIR]
- *   deno run -A scripts/bench_ports.ts --floor     # the same workload with empty critical sections
- *   deno run -A scripts/bench_ports.ts --compare   # seed, floor and courier at 8x25 and 32x10, with ratios
+ *   deno run -A scripts/bench_ports.ts --floor lock   # the same workload with empty critical sections
+ *   deno run -A scripts/bench_ports.ts --floor echo   # the same workload with answers that cost nothing
+ *   deno run -A scripts/bench_ports.ts --compare      # seed, both floors and courier at 8x25 and 32x10
  *
  * @module
  */
@@ -67,9 +77,18 @@ export interface BenchConfig {
   size: number;
   /** Registry directory (a fresh temporary one when absent). */
   dir?: string;
-  /** Run the empty-critical-section floor instead of courier's allocator (impl `floor`). */
-  floor?: boolean;
+  /** Run a floor instead of courier's allocator (see {@link FloorKind}). */
+  floor?: FloorKind;
 }
+
+/**
+ * The floors: `lock`, an empty critical section under `flock` (impl
+ * `lock-floor`); `echo`, a round trip to a server that does nothing (impl
+ * `echo-floor`).
+ */
+export type FloorKind = "lock" | "echo";
+
+const FLOORS: readonly FloorKind[] = ["lock", "echo"];
 
 interface WorkerReport {
   ports: number[];
@@ -94,38 +113,144 @@ async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string
   if (buffer) yield buffer;
 }
 
+/** A floor's operation, made ready by its worker before the start barrier. */
+interface FloorOp {
+  /** One timed "allocation". */
+  run(): Promise<void>;
+  /** Lets go of what the operation holds. */
+  close(): void;
+}
+
 /**
- * A worker of the floor: each "allocation" takes an exclusive lock on a file
- * (the runtime's blocking `flock`, granted by the kernel the moment it is
- * free) and lets go at once.
+ * A worker of a floor: sets its operation up and runs it once (as courier's
+ * workers prepare), then times `perProc` runs between the start barrier and
+ * `held`, as {@link worker} times allocations.
  */
-async function floorWorker(config: BenchConfig): Promise<void> {
-  const file = await Deno.open(join(config.dir!, "floor.lock"), {
-    read: true,
-    write: true,
-    create: true,
-  });
+async function floorWorker(config: BenchConfig, op: FloorOp): Promise<void> {
   const input = lines(Deno.stdin.readable);
   const say = (line: string) => Deno.stdout.writeSync(new TextEncoder().encode(line + "\n"));
   const report: WorkerReport = { ports: [], lat: [], errors: 0 };
-  await file.lock(true); // run the lock code once, as courier's workers prepare
-  await file.unlock();
+  await op.run();
   say("ready");
   if ((await input.next()).value !== "go") return;
   for (let i = 0; i < config.perProc; i++) {
     const t = performance.now();
-    await file.lock(true);
-    await file.unlock();
+    await op.run();
     report.lat.push(performance.now() - t);
   }
   say("held");
   if ((await input.next()).value !== "release") return;
-  file.close();
+  op.close();
   say(JSON.stringify(report));
 }
 
+/**
+ * The lock floor's operation: take an exclusive lock on a file (the
+ * runtime's blocking `flock`, granted by the kernel the moment it is free)
+ * and let go at once.
+ */
+async function lockFloorOp(dir: string): Promise<FloorOp> {
+  const file = await Deno.open(join(dir, "floor.lock"), { read: true, write: true, create: true });
+  return {
+    run: async () => {
+      await file.lock(true);
+      await file.unlock();
+    },
+    close: () => file.close(),
+  };
+}
+
+/** Where the echo floor's server listens. */
+function echoSocketPath(dir: string): string {
+  return join(dir, "echo.sock");
+}
+
+/** An answer the size of an allocation's (one lease), as the echo server sends it. */
+const ECHO_ANSWER = new TextEncoder().encode(
+  JSON.stringify({
+    lease: {
+      port: 20000,
+      owner: {
+        pid: 123456,
+        startTime: "123456789",
+        bootId: "00000000-0000-0000-0000-000000000000",
+      },
+      host: "127.0.0.1",
+      label: null,
+      created_at: new Date(0).toISOString(),
+      expires_at: null,
+    },
+  }) + "\n",
+);
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let written = 0; written < bytes.length;) {
+    written += await conn.write(bytes.subarray(written));
+  }
+}
+
+/** The echo floor's operation: send a request line, read the answer line. */
+async function echoFloorOp(dir: string): Promise<FloorOp> {
+  const conn = await Deno.connect({ transport: "unix", path: echoSocketPath(dir) });
+  const request = new TextEncoder().encode("allocate\n");
+  const buffer = new Uint8Array(4096);
+  return {
+    run: async () => {
+      await writeAll(conn, request);
+      for (;;) {
+        const n = await conn.read(buffer);
+        if (n === null) throw new Error("the echo server went away");
+        if (buffer.subarray(0, n).includes(10)) return;
+      }
+    },
+    close: () => conn.close(),
+  };
+}
+
+/**
+ * The echo floor's server: answers each request line at once with
+ * {@link ECHO_ANSWER} and does nothing else.
+ */
+function serveEcho(dir: string): { close(): Promise<void> } {
+  const listener = Deno.listen({ transport: "unix", path: echoSocketPath(dir) });
+  const conns = new Set<Deno.Conn>();
+  const handle = async (conn: Deno.Conn) => {
+    const buffer = new Uint8Array(4096);
+    try {
+      for (;;) {
+        const n = await conn.read(buffer);
+        if (n === null) break;
+        for (let i = 0; i < n; i++) if (buffer[i] === 10) await writeAll(conn, ECHO_ANSWER);
+      }
+    } catch {
+      // the worker went away
+    } finally {
+      conns.delete(conn);
+      conn.close();
+    }
+  };
+  const accepting = (async () => {
+    try {
+      for await (const conn of listener) {
+        conns.add(conn);
+        void handle(conn);
+      }
+    } catch {
+      // closed
+    }
+  })();
+  return {
+    close: async () => {
+      listener.close();
+      await accepting;
+      for (const conn of conns) conn.close();
+    },
+  };
+}
+
 async function worker(config: BenchConfig): Promise<void> {
-  if (config.floor) return await floorWorker(config);
+  if (config.floor === "lock") return await floorWorker(config, await lockFloorOp(config.dir!));
+  if (config.floor === "echo") return await floorWorker(config, await echoFloorOp(config.dir!));
   const allocator = new PortAllocator({ dir: config.dir });
   const range = { start: config.start, end: config.start + config.size - 1 };
   const input = lines(Deno.stdin.readable);
@@ -173,9 +298,10 @@ function workloadFlags(config: BenchConfig): string[] {
   ];
 }
 
-/** Runs courier's side of the benchmark (or, with `floor`, the floor) and returns its result line. */
+/** Runs courier's side of the benchmark (or, with `floor`, a floor) and returns its result line. */
 export async function runCourierBench(config: BenchConfig): Promise<BenchResult> {
   const dir = config.dir ?? await Deno.makeTempDir({ prefix: "courier-bench-" });
+  const echo = config.floor === "echo" ? serveEcho(dir) : null;
   const workers = Array.from({ length: config.procs }, () => {
     const child = new Deno.Command(Deno.execPath(), {
       args: [
@@ -185,7 +311,7 @@ export async function runCourierBench(config: BenchConfig): Promise<BenchResult>
         ...PERMISSION_FLAGS,
         SCRIPT,
         "--worker",
-        ...(config.floor ? ["--floor"] : []),
+        ...(config.floor ? ["--floor", config.floor] : []),
         "--dir",
         dir,
         ...workloadFlags(config),
@@ -219,11 +345,11 @@ export async function runCourierBench(config: BenchConfig): Promise<BenchResult>
     const firstError = reports.find((r) => r.firstError)?.firstError;
     if (firstError) console.error(`courier bench: first allocation error: ${firstError}`);
     return {
-      impl: config.floor ? "floor" : "courier",
+      impl: config.floor ? `${config.floor}-floor` : "courier",
       procs: config.procs,
       per_proc: config.perProc,
       wall_s: Math.round(wall * 1000) / 1000,
-      // Allocations and releases: the floor's lock/unlock pairs count as allocations only.
+      // Allocations and releases: a floor's operations count as allocations only.
       ops_per_s: Math.round(((config.floor ? lat.length : 2 * ports.length) / wall) * 10) / 10,
       alloc_p50_ms: quantile(lat, 0.5),
       alloc_p99_ms: quantile(lat, 0.99),
@@ -235,6 +361,7 @@ export async function runCourierBench(config: BenchConfig): Promise<BenchResult>
       await w.writer.close().catch(() => {});
       await w.child.status;
     }
+    await echo?.close();
     if (!config.dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
@@ -299,9 +426,11 @@ async function compare(base: BenchConfig): Promise<number> {
         rows.push([`${w.procs}x${w.perProc}`, peer]);
       }
     }
-    const floor = await runCourierBench({ ...config, floor: true });
-    console.log(JSON.stringify(floor));
-    rows.push([`${w.procs}x${w.perProc}`, floor]);
+    for (const floor of FLOORS) {
+      const result = await runCourierBench({ ...config, floor });
+      console.log(JSON.stringify(result));
+      rows.push([`${w.procs}x${w.perProc}`, result]);
+    }
     const ours = await runCourierBench(config);
     console.log(JSON.stringify(ours));
     rows.push([`${w.procs}x${w.perProc}`, ours]);
@@ -328,8 +457,8 @@ async function compare(base: BenchConfig): Promise<number> {
   for (const w of workloads) {
     const name = `${w.procs}x${w.perProc}`;
     const find = (impl: string) => rows.find(([n, r]) => n === name && r.impl === impl)?.[1];
-    const seed = rows.find(([n, r]) => n === name && !["courier", "floor"].includes(r.impl))?.[1];
-    const [ours, floor] = [find("courier"), find("floor")];
+    const seed = find("aidb-seed");
+    const ours = find("courier");
     if (!ours) continue;
     const parts: string[] = [];
     if (seed) {
@@ -338,16 +467,31 @@ async function compare(base: BenchConfig): Promise<number> {
         `throughput ${ratio(ours.ops_per_s, seed.ops_per_s)} the seed's`,
       );
     }
-    if (floor) {
-      parts.push(
-        `p99 ${ratio(ours.alloc_p99_ms, floor.alloc_p99_ms)} the floor's ` +
-          `(an empty critical section under flock: ${floor.alloc_p99_ms} ms on this machine)`,
-      );
+    const floors = FLOORS.map((kind) => find(`${kind}-floor`)).filter((r) => r !== undefined);
+    for (const floor of floors) {
+      parts.push(`p99 ${ratio(ours.alloc_p99_ms, floor.alloc_p99_ms)} the ${floor.impl}'s`);
     }
     console.log(`${name}: ${parts.join(", ")}`);
+    if (floors.length > 0) {
+      const worst = Math.max(...floors.map((r) => r.alloc_p99_ms));
+      console.log(
+        `${name}: with no allocation at all, p99 on this machine is ` +
+          floors.map((r) => `${r.alloc_p99_ms} ms (${r.impl})`).join(" and ") +
+          (worst >= 10 ? ": no allocator can get below that here" : ""),
+      );
+    }
   }
   if (peerMissing) console.log(`(no seed comparison: ${peerMissing})`);
   return ok ? 0 : 1;
+}
+
+/** The `--floor` value, checked. */
+function floorKind(value: string | undefined): FloorKind | undefined {
+  if (value === undefined) return undefined;
+  if (!(FLOORS as readonly string[]).includes(value)) {
+    throw new Error(`--floor must be one of ${FLOORS.join(", ")}, not ${JSON.stringify(value)}`);
+  }
+  return value as FloorKind;
 }
 
 async function cli(args: string[]): Promise<number> {
@@ -361,7 +505,7 @@ async function cli(args: string[]): Promise<number> {
       dir: { type: "string" },
       worker: { type: "boolean" },
       compare: { type: "boolean" },
-      floor: { type: "boolean" },
+      floor: { type: "string" },
     },
     strict: true,
   });
@@ -378,7 +522,7 @@ async function cli(args: string[]): Promise<number> {
     start: number("start", values.start, 1, 65535),
     size: number("size", values.size, 1, 65535),
     dir: values.dir,
-    floor: values.floor,
+    floor: floorKind(values.floor),
   };
   if (config.start + config.size - 1 > 65535) throw new Error("--start + --size goes past 65535");
   if (values.worker) {
