@@ -212,7 +212,14 @@ async function echoFloorOp(dir: string): Promise<FloorOp> {
  * {@link ECHO_ANSWER} and does nothing else.
  */
 function serveEcho(dir: string): { close(): Promise<void> } {
-  const listener = Deno.listen({ transport: "unix", path: echoSocketPath(dir) });
+  const path = echoSocketPath(dir);
+  // A socket left in a --dir by a run that was killed (closing the listener removes it otherwise).
+  try {
+    Deno.removeSync(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  const listener = Deno.listen({ transport: "unix", path });
   const conns = new Set<Deno.Conn>();
   const handle = async (conn: Deno.Conn) => {
     const buffer = new Uint8Array(4096);
