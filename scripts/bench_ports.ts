@@ -40,6 +40,7 @@
 import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { writeAll } from "../lib/fs/mod.ts";
 import { PortAllocator } from "../lib/ports/mod.ts";
 import { PERMISSION_FLAGS } from "../lib/proc/mod.ts";
 
@@ -183,12 +184,6 @@ const ECHO_ANSWER = new TextEncoder().encode(
   }) + "\n",
 );
 
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  for (let written = 0; written < bytes.length;) {
-    written += await conn.write(bytes.subarray(written));
-  }
-}
-
 /** The echo floor's operation: send a request line, read the answer line. */
 async function echoFloorOp(dir: string): Promise<FloorOp> {
   const conn = await Deno.connect({ transport: "unix", path: echoSocketPath(dir) });
@@ -230,10 +225,9 @@ function serveEcho(dir: string): { close(): Promise<void> } {
         for (let i = 0; i < n; i++) if (buffer[i] === 10) await writeAll(conn, ECHO_ANSWER);
       }
     } catch {
-      // the worker went away
+      // the worker went away, or close() below closed the connection
     } finally {
-      conns.delete(conn);
-      conn.close();
+      if (conns.delete(conn)) conn.close(); // whoever takes it out of `conns` closes it
     }
   };
   const accepting = (async () => {
@@ -250,7 +244,10 @@ function serveEcho(dir: string): { close(): Promise<void> } {
     close: async () => {
       listener.close();
       await accepting;
-      for (const conn of conns) conn.close();
+      for (const conn of conns) {
+        conns.delete(conn);
+        conn.close();
+      }
     },
   };
 }

@@ -80,7 +80,9 @@ Deno.test("bench_ports --floor echo runs in a --dir where a killed run left its 
     const listener = new Deno.Command(Deno.execPath(), {
       args: [
         "eval",
-        `Deno.listen({ transport: "unix", path: ${JSON.stringify(path)} }); console.log("up")`,
+        `const listener = Deno.listen({ transport: "unix", path: ${JSON.stringify(path)} });
+         console.log("up");
+         await listener.accept(); // alive until killed`,
       ],
       stdout: "piped",
     }).spawn();

@@ -1,7 +1,9 @@
 /**
- * Small file helpers: crash-safe writes and tolerant reads.
+ * Small file helpers: crash-safe writes, tolerant reads, and writes that
+ * write everything.
  *
  * @module
  */
 export * from "./atomic_write.ts";
 export * from "./read.ts";
+export * from "./write.ts";

@@ -1,4 +1,4 @@
-import { writeFileAtomic } from "../fs/mod.ts";
+import { writeAll, writeFileAtomic } from "../fs/mod.ts";
 import type { MailMessage, MailSession } from "./mail_file.ts";
 
 /**
@@ -43,11 +43,6 @@ interface QueuedAppend {
 }
 
 const encoder = new TextEncoder();
-
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) written += await file.write(bytes.subarray(written));
-}
 
 /**
  * Reads the records of a journal file. A torn last line (the process was
