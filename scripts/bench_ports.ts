@@ -87,9 +87,7 @@ export interface BenchConfig {
  * `lock-floor`); `echo`, a round trip to a server that does nothing (impl
  * `echo-floor`).
  */
-export type FloorKind = "lock" | "echo";
-
-const FLOORS: readonly FloorKind[] = ["lock", "echo"];
+export type FloorKind = keyof typeof FLOOR_OPS;
 
 interface WorkerReport {
   ports: number[];
@@ -252,9 +250,13 @@ function serveEcho(dir: string): { close(): Promise<void> } {
   };
 }
 
+/** Each floor's operation, by kind. */
+const FLOOR_OPS = { lock: lockFloorOp, echo: echoFloorOp };
+
+const FLOORS = Object.keys(FLOOR_OPS) as FloorKind[];
+
 async function worker(config: BenchConfig): Promise<void> {
-  if (config.floor === "lock") return await floorWorker(config, await lockFloorOp(config.dir!));
-  if (config.floor === "echo") return await floorWorker(config, await echoFloorOp(config.dir!));
+  if (config.floor) return await floorWorker(config, await FLOOR_OPS[config.floor](config.dir!));
   const allocator = new PortAllocator({ dir: config.dir });
   const range = { start: config.start, end: config.start + config.size - 1 };
   const input = lines(Deno.stdin.readable);
