@@ -34,7 +34,9 @@ export {
 } from "./lib/net/mod.ts";
 export {
   createMailExtension,
+  handleMailRequest,
   MailClient,
+  MailExtension,
   type MailServiceOptions,
   startMailService,
 } from "./lib/mail/mod.ts";

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { handleMailRequest } from "../lib/mail/mod.ts";
 import { inbound, withMail } from "./helpers/mail.ts";
 
 const MIB = 1024 * 1024;
@@ -64,7 +65,7 @@ Deno.test("http: a chunked body is cut off once it passes 1 MiB (real server)", 
     const server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, onListen() {} },
       async (request) =>
-        await h.service.handle(request, new URL(request.url)) ??
+        await handleMailRequest(h.service, request, new URL(request.url)) ??
           new Response(null, { status: 404 }),
     );
     try {

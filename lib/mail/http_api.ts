@@ -1,3 +1,4 @@
+import { jsonResponse, methodNotAllowed } from "../http/mod.ts";
 import { MailError, MailValidationError } from "./errors.ts";
 import { MAIL_STATUSES, type MailStatus } from "./mailbox.ts";
 import type { MailListFilter, MailService } from "./service.ts";
@@ -13,24 +14,6 @@ import {
 } from "./validate.ts";
 
 const PREFIX = "/api/v1/";
-
-/** A JSON response (`application/json`, newline-terminated). */
-export function mailJsonResponse(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body) + "\n", {
-    status,
-    headers: { "content-type": "application/json; charset=utf-8" },
-  });
-}
-
-function methodNotAllowed(method: string, allowed: string): Response {
-  return new Response(
-    JSON.stringify({ error: `method ${method} not allowed here; use ${allowed}` }) + "\n",
-    {
-      status: 405,
-      headers: { "content-type": "application/json; charset=utf-8", allow: allowed },
-    },
-  );
-}
 
 /**
  * The mail service's HTTP API. Answers
@@ -58,13 +41,13 @@ export async function handleMailRequest(
     if (area === "outbound") return await outbound(service, request, parts);
     return await messages(service, request, url, parts);
   } catch (error) {
-    if (error instanceof MailError) return mailJsonResponse(error.toJson(), error.status);
+    if (error instanceof MailError) return jsonResponse(error.toJson(), error.status);
     throw error;
   }
 }
 
 function notFound(path: string): Response {
-  return mailJsonResponse({ error: `not found: ${path}` }, 404);
+  return jsonResponse({ error: `not found: ${path}` }, 404);
 }
 
 /**
@@ -80,7 +63,7 @@ async function postedJson(
   if (request.method !== "POST") return methodNotAllowed(request.method, "POST");
   if (service.isDraining) {
     await request.body?.cancel().catch(() => {});
-    return mailJsonResponse({ error: "courier is stopping; retry shortly" }, 503);
+    return jsonResponse({ error: "courier is stopping; retry shortly" }, 503);
   }
   const provider = validateProvider(parts[1]);
   return { provider, body: await readJsonBody(request, service.settings.maxBodyBytes) };
@@ -90,7 +73,7 @@ async function inbound(service: MailService, request: Request, parts: string[]):
   const posted = await postedJson(service, request, parts);
   if (posted instanceof Response) return posted;
   const result = await service.receive(posted.provider, validateInbound(posted.body));
-  return mailJsonResponse(result, 202);
+  return jsonResponse(result, 202);
 }
 
 async function outbound(
@@ -100,7 +83,7 @@ async function outbound(
 ): Promise<Response> {
   const posted = await postedJson(service, request, parts);
   if (posted instanceof Response) return posted;
-  return mailJsonResponse(await service.send(posted.provider, validateOutbound(posted.body)), 202);
+  return jsonResponse(await service.send(posted.provider, validateOutbound(posted.body)), 202);
 }
 
 function listFilter(url: URL): MailListFilter {
@@ -144,12 +127,12 @@ async function messages(
   if (parts.length === 1 || (parts.length === 2 && parts[1] === "")) {
     if (request.method !== "GET") return methodNotAllowed(request.method, "GET");
     const list = service.list(listFilter(url));
-    return mailJsonResponse({ messages: list, count: list.length });
+    return jsonResponse({ messages: list, count: list.length });
   }
   const id = validateMailId(parts[1]);
   if (parts.length === 2) {
     if (request.method !== "GET") return methodNotAllowed(request.method, "GET");
-    return mailJsonResponse(await service.show(id));
+    return jsonResponse(await service.show(id));
   }
   if (parts.length !== 3) return notFound(url.pathname);
   const action = parts[2];
@@ -162,11 +145,11 @@ async function messages(
   switch (action) {
     case "claim": {
       const timeoutS = validateTimeout(body, service.settings.claimTimeoutS);
-      return mailJsonResponse(await service.claim(id, agent, { timeoutS }));
+      return jsonResponse(await service.claim(id, agent, { timeoutS }));
     }
     case "complete":
-      return mailJsonResponse(await service.complete(id, agent));
+      return jsonResponse(await service.complete(id, agent));
     case "fail":
-      return mailJsonResponse(await service.fail(id, agent, validateFailure(body)));
+      return jsonResponse(await service.fail(id, agent, validateFailure(body)));
   }
 }

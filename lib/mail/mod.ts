@@ -7,14 +7,12 @@
  *
  * @example
  * ```ts
- * import { startMailService } from "./lib/mail/mod.ts";
+ * import { handleMailRequest, startMailService } from "./lib/mail/mod.ts";
  * const mail = await startMailService("/tmp/courier-home", {
  *   settings: { debounceWindowMs: 200 },
  * });
- * const response = await mail.handle(
- *   new Request("http://x/api/v1/messages?status=new"),
- *   new URL("http://x/api/v1/messages?status=new"),
- * );
+ * const url = new URL("http://x/api/v1/messages?status=new");
+ * const response = await handleMailRequest(mail, new Request(url), url);
  * await mail.stop();
  * ```
  *
@@ -25,6 +23,7 @@ export * from "./client.ts";
 export * from "./config.ts";
 export * from "./debounce.ts";
 export * from "./errors.ts";
+export * from "./extension.ts";
 export * from "./http_api.ts";
 export * from "./journal.ts";
 export * from "./mailbox.ts";

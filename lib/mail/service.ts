@@ -1,7 +1,7 @@
 import { removeIfExists, writeFileAtomic } from "../fs/mod.ts";
 import { homeLayout } from "../home/mod.ts";
 import { type Logger, nullLogger } from "../log/mod.ts";
-import type { DaemonExtension, ExtensionContext } from "../service/extension.ts";
+import type { ExtensionContext } from "../service/extension.ts";
 import { type ClaimEntry, ClaimTable } from "./claims.ts";
 import { loadMailSettings, type MailSettings } from "./config.ts";
 import { Debouncer } from "./debounce.ts";
@@ -13,7 +13,6 @@ import {
   MailUnavailableError,
   MailValidationError,
 } from "./errors.ts";
-import { handleMailRequest } from "./http_api.ts";
 import { type JournalOptions, type JournalRecord, PendingJournal, readJournal } from "./journal.ts";
 import { ensureMailbox, type MailboxLayout, mailboxLayout, type MailStatus } from "./mailbox.ts";
 import {
@@ -112,7 +111,7 @@ export interface ReceiveResult {
   duplicate?: true;
 }
 
-/** Options of {@link createMailExtension}. */
+/** Options of {@link MailService}. */
 export interface MailServiceOptions {
   /** Settings that beat `<home>/config.json` (tests use short windows and backoffs). */
   settings?: Partial<MailSettings>;
@@ -138,16 +137,16 @@ function sleep(ms: number): Promise<void> {
 /**
  * The Courier mail service: takes in webhook messages, folds each burst of
  * one conversation into a mail in `<home>/mailbox/`, lets agents claim,
- * complete or fail mails, and delivers outbound mail with retries. It runs
- * inside the daemon as a {@link DaemonExtension} and is fully usable on its
- * own: `start` it with a context, then call `handle` or the methods.
+ * complete or fail mails, and delivers outbound mail with retries. The
+ * daemon hosts it behind its HTTP API (`MailExtension`); it is fully usable
+ * on its own: `start` it with a context, then call the methods.
  *
  * Durability: a message is acknowledged only after the group-committed
  * fdatasync of the pending journal that holds it; a folded mail records the
  * pending keys and message ids it covers, so replaying the journal on start
  * neither loses nor duplicates a message, whenever the process died.
  */
-export class MailService implements DaemonExtension {
+export class MailService {
   /** The extension's name in logs. */
   readonly name = "mail";
   readonly #options: MailServiceOptions;
@@ -282,11 +281,6 @@ export class MailService implements DaemonExtension {
         `(${scan.parsed} parsed, ${scan.cached} from the index), ` +
         `debounce ${settings.debounceWindowMs} ms (max ${settings.debounceMaxWaitMs} ms)`,
     );
-  }
-
-  /** Answers `/api/v1/inbound|outbound|messages…`; `null` for anything else. */
-  handle(request: Request, url: URL): Promise<Response | null> {
-    return handleMailRequest(this, request, url);
   }
 
   /** `/health` additions: the mailbox path and the metrics. */
@@ -817,20 +811,6 @@ export function burstMail(records: JournalRecord[]): MailDocument {
     { provider: first.provider, session },
     records.map((r) => r.message),
   );
-}
-
-/**
- * Creates the mail service, ready to be returned from `defaultExtensions()`
- * or started on its own with a context.
- *
- * @example
- * ```ts
- * const mail = createMailExtension({ settings: { debounceWindowMs: 100 } });
- * await mail.start({ layout: homeLayout("/tmp/h"), log: nullLogger(), options: {} });
- * ```
- */
-export function createMailExtension(options: MailServiceOptions = {}): MailService {
-  return new MailService(options);
 }
 
 /**

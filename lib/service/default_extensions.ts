@@ -8,6 +8,6 @@ import type { DaemonExtension } from "./extension.ts";
  * every CLI call ~35 ms of start-up, and only the daemon needs it.
  */
 export async function defaultExtensions(): Promise<DaemonExtension[]> {
-  const { createMailExtension } = await import("../mail/service.ts");
+  const { createMailExtension } = await import("../mail/extension.ts");
   return [createMailExtension()];
 }

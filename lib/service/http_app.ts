@@ -1,3 +1,4 @@
+import { jsonResponse, methodNotAllowed } from "../http/mod.ts";
 import type { DaemonExtension } from "./extension.ts";
 import type { DaemonState } from "./state_file.ts";
 
@@ -11,14 +12,6 @@ export interface AppContext {
   extensions: DaemonExtension[];
   /** Called when a request fails unexpectedly. */
   onError: (error: unknown) => void;
-}
-
-/** A JSON response with the given status. */
-export function jsonResponse(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body) + "\n", {
-    status,
-    headers: { "content-type": "application/json; charset=utf-8" },
-  });
 }
 
 /**
@@ -45,7 +38,7 @@ export function createHandler(context: AppContext): (request: Request) => Promis
       }
       if (url.pathname === "/health" || url.pathname === "/api/v1/status") {
         if (request.method !== "GET" && request.method !== "HEAD") {
-          return jsonResponse({ error: `method ${request.method} not allowed` }, 405);
+          return methodNotAllowed(request.method, "GET, HEAD");
         }
         if (url.pathname === "/health") return jsonResponse({ ...base(), ...extra() });
         const state = context.state();

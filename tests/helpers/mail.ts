@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { homeLayout } from "../../lib/home/mod.ts";
 import { nullLogger } from "../../lib/log/mod.ts";
 import {
+  handleMailRequest,
   mailboxLayout,
   type MailDocument,
   type MailLocation,
@@ -101,7 +102,7 @@ export class MailHarness {
     this.service = await this.#start();
   }
 
-  /** Sends a request through the service's `handle` (as the daemon would). */
+  /** Sends a request through the mail HTTP API (as the daemon would). */
   async request(method: string, path: string, body?: unknown): Promise<Reply> {
     const url = new URL(path, "http://127.0.0.1");
     const init: RequestInit = { method };
@@ -109,7 +110,7 @@ export class MailHarness {
       init.body = typeof body === "string" ? body : JSON.stringify(body);
       init.headers = { "content-type": "application/json" };
     }
-    const response = await this.service.handle(new Request(url, init), url);
+    const response = await handleMailRequest(this.service, new Request(url, init), url);
     if (!response) return { status: 0, body: {} };
     return { status: response.status, body: await response.json() };
   }
