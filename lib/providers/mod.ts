@@ -1,0 +1,8 @@
+/**
+ * Chat platforms (Slack, Lark/Feishu, DingTalk, Telegram) behind one small
+ * interface: verify and parse a webhook, receive over a long connection,
+ * send. The mail service uses them; they know nothing of mails.
+ *
+ * @module
+ */
+export * from "./provider.ts";
