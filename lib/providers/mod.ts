@@ -6,3 +6,4 @@
  * @module
  */
 export * from "./provider.ts";
+export * from "./common.ts";
