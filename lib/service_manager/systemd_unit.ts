@@ -1,4 +1,4 @@
-import { ExitCode } from "../errors/mod.ts";
+import { CourierError, ExitCode } from "../errors/mod.ts";
 import { SUPERVISOR_ENV, supervisorEnvValue } from "./detect.ts";
 import type { ServiceSpec } from "./spec.ts";
 
@@ -39,8 +39,20 @@ export function systemdQuote(word: string, options: { executable?: boolean } = {
   return `"${escaped.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
 }
 
-/** The `ExecStart=` value for a command line. */
+/**
+ * The `ExecStart=` value for a command line. systemd refuses an executable
+ * whose path contains a quote or a backslash (any argument may), so such a
+ * path is refused here, before anything is written.
+ */
 export function systemdCommandLine(command: string, args: readonly string[]): string {
+  if (/["'\\]/.test(command)) {
+    throw new CourierError(
+      `systemd cannot run ${command}: its path contains a quote or a backslash`,
+      {
+        details: ["Install courier in a directory whose path has none, then run this again."],
+      },
+    );
+  }
   return [systemdQuote(command, { executable: true }), ...args.map((a) => systemdQuote(a))]
     .join(" ");
 }
