@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { openLogger } from "../lib/log/mod.ts";
 import type { RunMode } from "../lib/proc/mod.ts";
 import {
+  commandRunner,
   launchdPlist,
   locateService,
   parseLaunchctlPrint,
@@ -24,21 +25,10 @@ import {
   unitStateFrom,
 } from "../lib/service_manager/mod.ts";
 
-const decoder = new TextDecoder();
-
+/** Runs a tool; `null` when it is not installed. */
 async function run(command: string, args: string[], env: Record<string, string> = {}) {
-  try {
-    const output = await new Deno.Command(command, { args, env, stdout: "piped", stderr: "piped" })
-      .output();
-    return {
-      code: output.code,
-      stdout: decoder.decode(output.stdout),
-      stderr: decoder.decode(output.stderr),
-    };
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    throw error;
-  }
+  const result = await commandRunner({ env }).run([command, ...args]);
+  return result.code === 127 && result.stderr.endsWith("not found on PATH") ? null : result;
 }
 
 const env = (values: Record<string, string>) => ({ get: (name: string) => values[name] });

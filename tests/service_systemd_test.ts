@@ -14,7 +14,7 @@
 import assert from "node:assert/strict";
 import { homeLayout } from "../lib/home/mod.ts";
 import { getStatus } from "../lib/service/mod.ts";
-import { parseProperties } from "../lib/service_manager/mod.ts";
+import { commandRunner, parseProperties, type ToolRun } from "../lib/service_manager/mod.ts";
 import { courier, json, type RunResult, withHome } from "./helpers/courier.ts";
 import { leaseTestPort } from "./helpers/ports.ts";
 
@@ -63,18 +63,8 @@ class UserManager {
   }
 
   /** Runs `systemctl --user …` against it. */
-  async systemctl(...args: string[]): Promise<RunResult> {
-    const output = await new Deno.Command("systemctl", {
-      args: ["--user", ...args],
-      env: this.env,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    return {
-      code: output.code,
-      stdout: decoder.decode(output.stdout),
-      stderr: decoder.decode(output.stderr),
-    };
+  systemctl(...args: string[]): Promise<ToolRun> {
+    return commandRunner({ env: this.env }).run(["systemctl", "--user", ...args]);
   }
 
   /** What `systemctl --user show` says about `unit`. */
