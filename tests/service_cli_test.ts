@@ -168,7 +168,7 @@ Deno.test("service install writes a systemd user unit, enables it, and the daemo
   });
 });
 
-Deno.test("service install hands over a daemon started outside the service", async () => {
+Deno.test("service install hands over a daemon started outside it; stop after a crash tells systemd", async () => {
   await withHome(async (home) => {
     const t = await setup(home);
     const port = await leaseTestPort();
@@ -178,6 +178,15 @@ Deno.test("service install hands over a daemon started outside the service", asy
     );
     assert.equal(installed.stopped.pid, plain.pid);
     assert.notEqual(installed.pid, plain.pid);
+    // After a crash, systemd would start it again: stop tells it not to, though none runs.
+    Deno.kill(installed.pid, "SIGKILL");
+    await t.fake.clearCalls();
+    const stop = await t.run(["stop"]);
+    assert.equal(stop.code, 1, stop.stderr);
+    assert.match(stop.stderr, /Courier is not running \(removed stale files naming PID/);
+    const unit = (await locateService(home.home, { manager: "systemd", env: toReader(t.env) }))
+      .supervisor.name;
+    assert.deepEqual(await t.fake.changes(), [`systemctl --user stop --no-block ${unit}`]);
     assertOk(await t.run(["service", "uninstall"]), "uninstall");
   });
 });

@@ -183,6 +183,19 @@ Deno.test({
         assert.match(again.stdout, new RegExp(`^Courier started by systemd \\(${unit}\\)`));
         assert.equal((await manager.show(unit)).ActiveState, "active");
 
+        // A crash and a stop at once: whichever comes first, systemd ends up leaving it stopped.
+        const third = await getStatus(layout);
+        Deno.kill(third.pid!, "SIGKILL");
+        const stop = await run(["stop"]);
+        assert.ok([0, 1].includes(stop.code), `${stop.stdout}${stop.stderr}`);
+        const after = await until("the unit to settle", async () => {
+          const state = await manager.show(unit);
+          return ["inactive", "failed"].includes(state.ActiveState) ? state : null;
+        });
+        assert.equal(after.SubState, after.ActiveState === "failed" ? "failed" : "dead");
+        assert.equal(after.MainPID, "0");
+        assert.equal((await getStatus(layout)).state, "stopped");
+
         ok(await run(["service", "uninstall"]), "uninstall");
         assert.equal(await Deno.stat(installed.file).then(() => true, () => false), false);
         assert.equal((await getStatus(layout)).state, "stopped");

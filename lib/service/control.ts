@@ -249,14 +249,16 @@ export async function stopService(home: string, options: StopOptions = {}): Prom
   const layout = homeLayout(home);
   const status = await getStatus(layout, { health: false });
   const identity = await liveTarget(layout, status);
+  // With a service installed, tell it too: it may be about to start courier again (after a crash).
+  const supervisor = status.daemon?.supervisor ?? (await installedService(layout.root))?.supervisor;
   if (!identity) {
+    if (supervisor) await askToStop(supervisor);
     if (status.state === "stale" && status.pid !== null) {
       await removeRunFiles(layout, status.pid);
       throw new NotRunningError(`removed stale files naming PID ${status.pid}`);
     }
     throw new NotRunningError();
   }
-  const supervisor = status.daemon?.supervisor;
   const result = await terminate({ identity, layout, supervisor }, options.timeoutMs ?? 10_000);
   if (!result.sent) throw new NotRunningError(`PID ${identity.pid} exited meanwhile`);
   return { pid: identity.pid, home: layout.root, forced: result.forced };
