@@ -9,14 +9,23 @@ function shellLine(argv: string[]): string {
     .join(" ");
 }
 
-function installSettings(ctx: CommandContext) {
+/** What `service install` was asked for (absent: the library's defaults). */
+function installSettings(ctx: CommandContext): {
+  port?: number | "auto";
+  host?: string;
+  timeoutMs?: number;
+} {
   const hint = "courier service install --help";
   const portOption = stringOption(ctx.values, "port");
   const portText = portOption ?? Deno.env.get("COURIER_PORT");
-  const option = portOption !== undefined ? "--port" : "COURIER_PORT";
-  const port = portText === undefined || portText === "auto"
-    ? portText as "auto" | undefined
-    : parsePort(portText, { option, hint });
+  let port: number | "auto" | undefined;
+  if (portText === "auto") port = "auto";
+  else if (portText !== undefined) {
+    port = parsePort(portText, {
+      option: portOption !== undefined ? "--port" : "COURIER_PORT",
+      hint,
+    });
+  }
   const host = stringOption(ctx.values, "host");
   if (host !== undefined && (!host || /[\s/]/.test(host))) {
     throw new UsageError(`invalid --host "${host}"`, { hint });
@@ -31,7 +40,7 @@ function installSettings(ctx: CommandContext) {
 const install: Command = {
   name: "install",
   summary: "run courier as a user service of the OS: at login, restarted when it fails",
-  usage: ["service install [--port N|auto] [--host H] [--timeout SECONDS]"],
+  usage: ["install [--port N|auto] [--host H] [--timeout SECONDS]"],
   options: {
     port: {
       type: "string",
@@ -99,7 +108,7 @@ const install: Command = {
 const uninstall: Command = {
   name: "uninstall",
   summary: "stop courier's user service and remove it",
-  usage: ["service uninstall"],
+  usage: ["uninstall"],
   options: {},
   async run(ctx) {
     const { resolveHome } = await import("../../home/mod.ts");
@@ -123,7 +132,7 @@ const uninstall: Command = {
 const status: Command = {
   name: "status",
   summary: "show the service as the OS sees it, beside courier's own status",
-  usage: ["service status"],
+  usage: ["status"],
   options: {},
   async run(ctx) {
     const { resolveHome } = await import("../../home/mod.ts");
@@ -181,7 +190,7 @@ const status: Command = {
 export const serviceCommand: Command = {
   name: "service",
   summary: "run courier as a user service of the OS (systemd, launchd)",
-  usage: ["service install|uninstall|status"],
+  usage: ["service <command> [options]"],
   options: {},
   subcommands: [install, uninstall, status],
 };
