@@ -100,9 +100,10 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
   };
 
   // Refusing to start before the lock is ours: report, log if we can, undo the listeners.
-  const refuse = (error: CourierError, home?: Logger): number => {
+  const refuse = (error: CourierError, fileLog?: Logger): number => {
     // Without a usable home there is no log file: a foreground daemon still says why, on stderr.
-    const log = home ?? (options.foreground ? openLogger("/dev/null", { stderrOnly: true }) : null);
+    const log = fileLog ??
+      (options.foreground ? openLogger("/dev/null", { stderrOnly: true }) : null);
     log?.warn(`start refused: ${error.message}`);
     log?.close();
     removeListeners();
