@@ -20,6 +20,13 @@
  *
  * @example
  * ```ts
+ * import { installService } from "./mod.ts";
+ * // A systemd user unit (Linux) or launchd agent (macOS) runs courier from now on.
+ * const { name, state } = await installService({ home: "/home/me/.courier", port: 8644 });
+ * ```
+ *
+ * @example
+ * ```ts
  * import { findPortHolder, isPortFree } from "./mod.ts";
  * if (!(await isPortFree(8644))) console.log(await findPortHolder(8644));
  * ```
@@ -76,6 +83,17 @@ export {
   type ReleasePortOptions,
   type SignalOutcome,
 } from "./lib/ports/mod.ts";
+export {
+  type InstallOptions,
+  type InstallResult,
+  installService,
+  type ServiceReport,
+  serviceStatus,
+  type ServiceStatusOptions,
+  type UninstallOptions,
+  type UninstallResult,
+  uninstallService,
+} from "./lib/supervise/mod.ts";
 export { homeLayout, resolveHome } from "./lib/home/mod.ts";
 export { VERSION } from "./lib/version/mod.ts";
 // Types (and the error base class) that the API above names in its signatures.
@@ -116,3 +134,10 @@ export { type HomeLayout } from "./lib/home/mod.ts";
 export { type Logger } from "./lib/log/mod.ts";
 export { type RunMode } from "./lib/proc/mod.ts";
 export { type SocketEntry } from "./lib/net/mod.ts";
+export {
+  type EnvReader,
+  type ManagerKind,
+  type Supervisor,
+  type ToolRun,
+  type ToolRunner,
+} from "./lib/service_manager/mod.ts";

@@ -32,11 +32,13 @@ Deno.test("start, status, health, stop: the whole round trip", async () => {
       "pid",
       "port",
       "state",
+      "supervisor",
       "uptime_s",
       "version",
     ]);
     assert.equal(body.state, "running");
     assert.equal(body.pid, info.pid);
+    assert.equal(body.supervisor, null);
 
     const health = await fetch(`${info.api_url}/health`);
     const healthBody = await health.json();

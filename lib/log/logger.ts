@@ -7,6 +7,12 @@ export interface LoggerOptions {
   mirrorToStderr?: boolean;
   /** Rotate the file to `<file>.1` when it is larger than this at open (default 10 MiB). */
   rotateBytes?: number;
+  /**
+   * Write to stderr only, never to the file: a service manager keeps the
+   * log (the journal, or launchd appending stderr to this same file, which
+   * is then rotated by copying and truncating, as launchd holds it open).
+   */
+  stderrOnly?: boolean;
 }
 
 /** Appends timestamped lines to a log file. Never throws: logging must not kill a daemon. */
@@ -30,13 +36,22 @@ const encoder = new TextEncoder();
 export function openLogger(path: string, options: LoggerOptions = {}): Logger {
   try {
     const size = Deno.statSync(path).size;
-    if (size > (options.rotateBytes ?? 10 * 1024 * 1024)) Deno.renameSync(path, `${path}.1`);
+    if (size > (options.rotateBytes ?? 10 * 1024 * 1024)) {
+      if (options.stderrOnly) {
+        Deno.copyFileSync(path, `${path}.1`);
+        Deno.truncateSync(path, 0);
+      } else {
+        Deno.renameSync(path, `${path}.1`);
+      }
+    }
   } catch {
     // no file yet
   }
   let file: Deno.FsFile | null = null;
   try {
-    file = Deno.openSync(path, { create: true, append: true, mode: 0o600 });
+    if (!options.stderrOnly) {
+      file = Deno.openSync(path, { create: true, append: true, mode: 0o600 });
+    }
   } catch {
     file = null;
   }
@@ -50,7 +65,7 @@ export function openLogger(path: string, options: LoggerOptions = {}): Logger {
     } catch {
       // disk full or file gone: keep serving
     }
-    if (options.mirrorToStderr) {
+    if (options.mirrorToStderr || options.stderrOnly) {
       try {
         Deno.stderr.writeSync(bytes);
       } catch {

@@ -11,13 +11,15 @@ import {
   signalIfSame,
   waitForExit,
 } from "../proc/mod.ts";
+import { askToStop, installedService, type Supervisor } from "../service_manager/mod.ts";
 import { DEFAULT_HOST, DEFAULT_PORT } from "./defaults.ts";
 import { type DaemonProcess, findDaemons } from "./discover.ts";
 import { AlreadyRunningError, NotRunningError, StartFailedError } from "./errors.ts";
 import { assertPortAvailable } from "./port_check.ts";
 import { parseReadinessLine, type ReadinessMessage } from "./readiness.ts";
-import { type DaemonState, removeRunFiles } from "./state_file.ts";
+import { type DaemonState, readDaemonState, removeRunFiles } from "./state_file.ts";
 import { fetchHealth, getStatus, type ServiceStatus } from "./status.ts";
+import { startSupervised } from "./supervised.ts";
 
 /** Options of {@link startService}. */
 export interface StartOptions {
@@ -31,6 +33,12 @@ export interface StartOptions {
   daemonArgs?: string[];
   /** How to run courier itself (default: the current run mode). */
   mode?: RunMode;
+  /**
+   * When courier's service is installed for the home (`courier service
+   * install`), start it through the service manager, with the options it
+   * was installed with (default true); `false` always spawns the daemon.
+   */
+  service?: boolean;
 }
 
 /** What {@link startService} returns. */
@@ -61,6 +69,8 @@ export async function startService(home: string, options: StartOptions = {}): Pr
   if (status.state === "running" || status.state === "starting") {
     throw new AlreadyRunningError(status.pid ?? undefined, status.port ?? undefined);
   }
+  const service = options.service === false ? null : await installedService(layout.root);
+  if (service) return await startSupervised(layout, service, { timeoutMs: options.timeoutMs });
   if (port !== "auto") await assertPortAvailable(port, { host });
 
   const args = ["daemon", "--home", layout.root, "--host", host, "--port", String(port)];
@@ -195,18 +205,24 @@ export interface StopOptions {
 }
 
 async function terminate(
-  target: { identity: DaemonProcess["identity"]; layout: HomeLayout | null },
+  target: {
+    identity: DaemonProcess["identity"];
+    layout: HomeLayout | null;
+    supervisor?: Supervisor;
+  },
   timeoutMs: number,
 ): Promise<{ sent: boolean; forced: boolean }> {
+  // A supervised daemon is stopped through its manager first, so it is not started again.
+  const told = target.supervisor && await askToStop(target.supervisor, { timeoutMs });
   const sent = await signalIfSame(target.identity, "SIGTERM");
-  if (!sent) return { sent: false, forced: false };
+  if (!sent && !told) return { sent: false, forced: false };
   let forced = false;
   if (!(await waitForExit(target.identity, { timeoutMs }))) {
     forced = await signalIfSame(target.identity, "SIGKILL");
     await waitForExit(target.identity, { timeoutMs: 5000 });
   }
   if (target.layout) await removeRunFiles(target.layout, target.identity.pid).catch(() => {});
-  return { sent, forced };
+  return { sent: true, forced };
 }
 
 async function liveTarget(layout: HomeLayout, status: ServiceStatus) {
@@ -233,14 +249,17 @@ export async function stopService(home: string, options: StopOptions = {}): Prom
   const layout = homeLayout(home);
   const status = await getStatus(layout, { health: false });
   const identity = await liveTarget(layout, status);
+  // With a service installed, tell it too: it may be about to start courier again (after a crash).
+  const supervisor = status.daemon?.supervisor ?? (await installedService(layout.root))?.supervisor;
   if (!identity) {
+    if (supervisor) await askToStop(supervisor);
     if (status.state === "stale" && status.pid !== null) {
       await removeRunFiles(layout, status.pid);
       throw new NotRunningError(`removed stale files naming PID ${status.pid}`);
     }
     throw new NotRunningError();
   }
-  const result = await terminate({ identity, layout }, options.timeoutMs ?? 10_000);
+  const result = await terminate({ identity, layout, supervisor }, options.timeoutMs ?? 10_000);
   if (!result.sent) throw new NotRunningError(`PID ${identity.pid} exited meanwhile`);
   return { pid: identity.pid, home: layout.root, forced: result.forced };
 }
@@ -299,8 +318,10 @@ export async function stopAllDaemons(options: StopAllOptions = {}): Promise<Stop
   const daemons = await findDaemons({ within: options.within });
   const results = await Promise.all(daemons.map(async (daemon) => {
     const layout = daemon.homeDeleted ? null : homeLayout(daemon.home);
+    const state = layout && await readDaemonState(layout);
+    const supervisor = state?.pid === daemon.pid ? state.supervisor : undefined;
     const result = await terminate(
-      { identity: daemon.identity, layout },
+      { identity: daemon.identity, layout, supervisor },
       options.timeoutMs ?? 10_000,
     );
     return result.sent ? { pid: daemon.pid, home: daemon.home, forced: result.forced } : null;

@@ -3,6 +3,7 @@ import { ensureHome, type HomeLayout, homeLayout } from "../home/mod.ts";
 import { type Logger, openLogger } from "../log/mod.ts";
 import { findPortHolder } from "../net/mod.ts";
 import { readProcessIdentity } from "../proc/mod.ts";
+import type { Supervisor } from "../service_manager/mod.ts";
 import { VERSION } from "../version/mod.ts";
 import { defaultExtensions } from "./default_extensions.ts";
 import { AlreadyRunningError, PortInUseError } from "./errors.ts";
@@ -32,6 +33,11 @@ export interface DaemonOptions {
   port?: number | "auto";
   /** Mirror the log to stderr (foreground mode). */
   foreground?: boolean;
+  /**
+   * The service manager running this daemon: recorded in the state (so
+   * `stop` tells it), and the log goes to stderr only, which it keeps.
+   */
+  supervisor?: Supervisor;
   /** Where readiness (or the reason for failing) is reported. */
   reporter?: ReadinessReporter;
   /** Hosted services (default: {@link defaultExtensions}). */
@@ -94,7 +100,10 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
   };
 
   // Refusing to start before the lock is ours: report, log if we can, undo the listeners.
-  const refuse = (error: CourierError, log?: Logger): number => {
+  const refuse = (error: CourierError, fileLog?: Logger): number => {
+    // Without a usable home there is no log file: a foreground daemon still says why, on stderr.
+    const log = fileLog ??
+      (options.foreground ? openLogger("/dev/null", { stderrOnly: true }) : null);
     log?.warn(`start refused: ${error.message}`);
     log?.close();
     removeListeners();
@@ -108,7 +117,10 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       error instanceof CourierError ? error : new HomePermissionError(layout.root, error),
     );
   }
-  const log = openLogger(layout.logFile, { mirrorToStderr: options.foreground });
+  const log = openLogger(layout.logFile, {
+    mirrorToStderr: options.foreground,
+    stderrOnly: options.supervisor !== undefined,
+  });
   let lock: Awaited<ReturnType<typeof tryAcquireInstanceLock>>;
   try {
     lock = await tryAcquireInstanceLock(layout);
@@ -190,6 +202,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       identity,
       exe: Deno.execPath(),
       port_leased: options.port === "auto" ? true : undefined,
+      supervisor: options.supervisor,
     };
     await writeDaemonState(layout, state);
     log.info(`started: listening on ${state.api_url} (home ${layout.root}, version ${VERSION})`);

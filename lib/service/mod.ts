@@ -25,4 +25,5 @@ export * from "./port_check.ts";
 export * from "./readiness.ts";
 export * from "./state_file.ts";
 export * from "./status.ts";
+export * from "./supervised.ts";
 export * from "./port_lease.ts";

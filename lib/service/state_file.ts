@@ -1,6 +1,7 @@
 import { writeJsonAtomic } from "../fs/mod.ts";
 import type { HomeLayout } from "../home/mod.ts";
 import type { ProcessIdentity } from "../proc/mod.ts";
+import type { Supervisor } from "../service_manager/mod.ts";
 
 /** What a running daemon records in `run/courier.json`. */
 export interface DaemonState {
@@ -24,6 +25,8 @@ export interface DaemonState {
   exe: string;
   /** Whether the port was taken through a port lease (`--port auto`). */
   port_leased?: boolean;
+  /** The service manager running it (`courier service install`); `stop` goes through it. */
+  supervisor?: Supervisor;
 }
 
 /** The URL a client uses to reach a server bound to `host:port`. */

@@ -1,5 +1,6 @@
 import type { HomeLayout } from "../home/mod.ts";
 import { isProcessAlive, processAgeSeconds, readProcessIdentity } from "../proc/mod.ts";
+import type { Supervisor } from "../service_manager/mod.ts";
 import { instanceLockHolder } from "./instance_lock.ts";
 import { type DaemonState, readDaemonState, readPidFile } from "./state_file.ts";
 
@@ -26,6 +27,8 @@ export interface ServiceStatus {
   home: string;
   /** The recorded state, when there is one and it names a live daemon. */
   daemon: DaemonState | null;
+  /** The service manager running the daemon, when one does. */
+  supervisor: Supervisor | null;
   /** Why it is unhealthy or stale, in words. */
   reason?: string;
 }
@@ -87,6 +90,7 @@ export async function getStatus(
     version: null,
     home: layout.root,
     daemon: null,
+    supervisor: null,
   };
   const starting = async (pid: number): Promise<ServiceStatus> => {
     // The lock is held but the state file is not (yet) there: a daemon is starting,
@@ -127,6 +131,7 @@ export async function getStatus(
       uptime_s: Math.round((Date.now() - Date.parse(state.started_at)) / 1000),
       version: state.version,
       daemon: state,
+      supervisor: state.supervisor ?? null,
     };
     if (options.health === false) return live;
     const health = await fetchHealth(state.api_url, { timeoutMs: options.healthTimeoutMs });

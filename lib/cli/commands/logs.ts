@@ -1,7 +1,7 @@
 import { homeLayout, resolveHome } from "../../home/mod.ts";
 import { tailLines } from "../../log/mod.ts";
 import { parseInteger, stringOption } from "../args.ts";
-import type { Command } from "../command.ts";
+import type { Command, CommandContext } from "../command.ts";
 import { writeStdout } from "../output.ts";
 
 async function follow(path: string, from: number, json: boolean): Promise<never> {
@@ -44,6 +44,29 @@ async function follow(path: string, from: number, json: boolean): Promise<never>
   throw new Error("log watcher ended");
 }
 
+/**
+ * Prints the journal of the systemd unit that runs this home's daemon (it
+ * logs to stderr only, which the journal keeps); `null` when `journalctl`
+ * cannot read it.
+ */
+async function fromJournal(unit: string, n: number, ctx: CommandContext): Promise<number | null> {
+  const json = ctx.out.json;
+  const print = (line: string) => writeStdout(json ? JSON.stringify({ line }) + "\n" : line + "\n");
+  if (ctx.values.follow) {
+    const { followJournal } = await import("../../supervise/logs.ts");
+    return await followJournal(unit, { lines: n, onLine: print });
+  }
+  const { SystemdUser } = await import("../../service_manager/mod.ts");
+  const lines = await new SystemdUser().journal(unit, n);
+  if (lines === null) return null;
+  if (json) ctx.out.data({ unit, lines });
+  else lines.forEach(print);
+  if (!json && lines.length === 0 && n > 0) {
+    ctx.out.warn(`courier: the journal has no lines of ${unit} (journalctl --user --unit ${unit})`);
+  }
+  return 0;
+}
+
 /** `courier logs`. */
 export const logsCommand: Command = {
   name: "logs",
@@ -64,6 +87,13 @@ export const logsCommand: Command = {
       ? 100
       : parseInteger(text, { option: "-n", hint: "courier logs --help", min: 0, max: 1_000_000 });
     const layout = homeLayout(resolveHome(ctx.homeOption));
+    const { logSource } = await import("../../supervise/logs.ts");
+    const source = await logSource(layout);
+    if (source.kind === "journal") {
+      const code = await fromJournal(source.unit, n, ctx);
+      if (code !== null) return code;
+      ctx.out.warn(`courier: cannot read the journal of ${source.unit}; showing ${layout.logFile}`);
+    }
     const lines = await tailLines(layout.logFile, n);
     if (ctx.out.json && !ctx.values.follow) {
       ctx.out.data({ file: layout.logFile, lines });

@@ -4,6 +4,7 @@ import { doctorCommand } from "./doctor.ts";
 import { logsCommand } from "./logs.ts";
 import { mailCommand } from "./mail.ts";
 import { portCommand } from "./port.ts";
+import { serviceCommand } from "./service.ts";
 import { daemonCommand, restartCommand, startCommand } from "./start.ts";
 import { statusCommand } from "./status.ts";
 import { killCommand, stopCommand } from "./stop.ts";
@@ -19,6 +20,7 @@ export const COMMANDS: Command[] = [
   doctorCommand,
   mailCommand,
   portCommand,
+  serviceCommand,
   daemonCommand,
   completionsCommand,
 ];

@@ -108,15 +108,20 @@ function startOptions(
 }
 
 async function runForeground(home: string, settings: ServeSettings, out: Output): Promise<number> {
+  // Run by a service that `courier service install` wrote: it keeps the log, `stop` tells it.
+  const { supervisorFromEnv } = await import("../../service_manager/detect.ts");
+  const supervisor = supervisorFromEnv() ?? undefined;
   return await runDaemon({
     home,
     host: settings.host,
     port: settings.port,
     foreground: true,
+    supervisor,
     extensionOptions: settings.debounce,
     leasePort: leaseDaemonPort,
     reporter: {
       ready(state) {
+        if (supervisor) return; // its log says so
         out.result(
           `Courier is running in the foreground (PID ${state.pid}) at ${state.api_url}. Press Ctrl-C to stop.`,
           {
@@ -143,8 +148,9 @@ async function doStart(
   }
   try {
     const { state, elapsedMs } = await startService(home, options);
+    const by = state.supervisor ? ` by ${state.supervisor.manager} (${state.supervisor.name})` : "";
     ctx.out.result(
-      `Courier started (PID ${state.pid}) at ${state.api_url}`,
+      `Courier started${by} (PID ${state.pid}) at ${state.api_url}`,
       {
         started: true,
         pid: state.pid,
@@ -154,6 +160,7 @@ async function doStart(
         home: state.home,
         version: state.version,
         elapsed_ms: Math.round(elapsedMs),
+        supervisor: state.supervisor ?? null,
       },
     );
     return 0;

@@ -43,6 +43,9 @@ export const statusCommand: Command = {
       if (status.api_url) rows.push(["url", status.api_url]);
       if (status.uptime_s !== null) rows.push(["uptime", uptime(status.uptime_s)]);
       if (status.version) rows.push(["version", status.version]);
+      if (status.supervisor) {
+        rows.push(["run by", `${status.supervisor.manager} (${status.supervisor.name})`]);
+      }
       rows.push(["home", status.home]);
       if (status.reason) rows.push(["reason", status.reason]);
       const [, ...lines] = formatTable(["", ""], rows);
