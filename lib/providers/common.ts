@@ -19,6 +19,11 @@ export interface ProviderContext {
   log?: Logger;
   /** Reads an environment variable, for `"env:NAME"` secrets (default `Deno.env.get`). */
   env?: (name: string) => string | undefined;
+  /**
+   * The delay before reconnect attempt `attempt` of a long connection
+   * (default {@link reconnectDelayMs}; tests pass a short one).
+   */
+  reconnectDelay?: (attempt: number) => number;
 }
 
 /** The fields every `config.json` `providers.<name>` entry may have. */
@@ -133,6 +138,26 @@ export function optionalSecretField(
 }
 
 /**
+ * The messages of a batch that pass {@link admitMessage}; each one dropped
+ * gets a log line (provider, message id and why: never its text).
+ */
+export function admitMessages(
+  config: CommonProviderConfig,
+  messages: readonly ChatMessage[],
+  log?: Logger,
+): ChatMessage[] {
+  return messages.filter((message) => {
+    const verdict = admitMessage(config, message);
+    if (!verdict.ok) {
+      log?.info(
+        `provider ${config.name}: dropped message ${message.message_id}: ${verdict.reason}`,
+      );
+    }
+    return verdict.ok;
+  });
+}
+
+/**
  * Whether a message passes the provider's `allow_from` and `require_mention`
  * filters (`require_mention` applies to group conversations only), and if
  * not, why (for the log line: ids only, never text).
@@ -148,6 +173,13 @@ export function admitMessage(
     return { ok: false, reason: `no mention of the bot in group ${message.session.id}` };
   }
   return { ok: true };
+}
+
+/** `value` when it is a JSON object (not an array, not `null`), else `undefined`. */
+export function jsonObject(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? value as Record<string, unknown>
+    : undefined;
 }
 
 const encoder = new TextEncoder();
@@ -211,7 +243,7 @@ export function timingSafeEqual(a: string, b: string): boolean {
   return diff === 0;
 }
 
-/** Options of {@link callPlatform}. */
+/** Options of {@link callPlatform} and {@link requestPlatform}. */
 export interface CallPlatformOptions {
   /** The platform, for messages (`Slack`). */
   platform: string;
@@ -223,6 +255,12 @@ export interface CallPlatformOptions {
   timeoutMs?: number;
   /** Aborts the call. */
   signal?: AbortSignal;
+  /**
+   * Secrets that may appear in the URL or in an error (Telegram puts its bot
+   * token in the URL): masked as `***` in every message and `platformError`,
+   * and the runtime's own error, which names the URL, is not kept as `cause`.
+   */
+  redact?: readonly string[];
 }
 
 /** Parses a `Retry-After` header (seconds, or an HTTP date) into ms. */
@@ -231,6 +269,85 @@ export function retryAfterMs(header: string | null, now: number = Date.now()): n
   if (/^\d+(\.\d+)?$/.test(header.trim())) return Math.round(Number(header) * 1000);
   const at = Date.parse(header);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** `text` with every occurrence of each secret replaced by `***`. */
+export function redactSecrets(text: string, secrets: readonly string[] = []): string {
+  let out = text;
+  for (const secret of secrets) if (secret !== "") out = out.split(secret).join("***");
+  return out;
+}
+
+/**
+ * Why a `fetch` failed, in words, without the URL the runtime puts in its
+ * message (`error sending request for url (…)`) and without `secrets`.
+ */
+export function describeFetchError(error: unknown, secrets: readonly string[] = []): string {
+  const cause = (error as { cause?: unknown })?.cause;
+  const raw = cause instanceof Error ? cause.message : String((error as Error)?.message ?? error);
+  const text = raw.replace(/error sending request for url \([^)]*\):?\s*/i, "")
+    .replace(/https?:\/\/\S+/g, "<url>");
+  return redactSecrets(text, secrets) || "network error";
+}
+
+/** A platform's HTTP answer, whatever its status (from {@link requestPlatform}). */
+export interface PlatformResponse {
+  /** The HTTP status. */
+  status: number;
+  /** The response headers. */
+  headers: Headers;
+  /** The body as text (with {@link CallPlatformOptions.redact} applied). */
+  text: string;
+  /** The body when it is a JSON object, else `null`. */
+  body: Record<string, unknown> | null;
+}
+
+/**
+ * Makes one HTTP call to a platform API and returns its answer, whatever the
+ * status, for platforms that put their error in the body of a 4xx
+ * (Telegram). A network error or a timeout is a retryable
+ * {@link ProviderError}.
+ *
+ * @throws {ProviderError} when no answer came; never with a secret in it.
+ */
+export async function requestPlatform(
+  url: string,
+  init: RequestInit,
+  options: CallPlatformOptions,
+): Promise<PlatformResponse> {
+  const timeout = AbortSignal.timeout(options.timeoutMs ?? 10_000);
+  const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+  const label = `${options.platform} ${options.what}`;
+  let response: Response;
+  let text: string;
+  try {
+    response = await (options.fetch ?? fetch)(url, { ...init, signal });
+    text = await response.text();
+  } catch (error) {
+    const why = options.signal?.aborted
+      ? "cancelled"
+      : timeout.aborted
+      ? "timed out"
+      : describeFetchError(error, options.redact);
+    throw new ProviderError(`${label} failed: ${why}`, {
+      retryable: true,
+      cause: options.redact ? new Error(why) : error,
+    });
+  }
+  text = redactSecrets(text, options.redact);
+  let body: unknown = null;
+  try {
+    body = text === "" ? null : JSON.parse(text);
+  } catch {
+    body = null;
+  }
+  const isObject = typeof body === "object" && body !== null && !Array.isArray(body);
+  return {
+    status: response.status,
+    headers: response.headers,
+    text,
+    body: isObject ? body as Record<string, unknown> : null,
+  };
 }
 
 /**
@@ -247,42 +364,27 @@ export async function callPlatform(
   init: RequestInit,
   options: CallPlatformOptions,
 ): Promise<Record<string, unknown>> {
-  const timeout = AbortSignal.timeout(options.timeoutMs ?? 10_000);
-  const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
   const label = `${options.platform} ${options.what}`;
-  let response: Response;
-  try {
-    response = await (options.fetch ?? fetch)(url, { ...init, signal });
-  } catch (error) {
-    const why = timeout.aborted ? "timed out" : (error as Error).message;
-    throw new ProviderError(`${label} failed: ${why}`, { retryable: true, cause: error });
-  }
-  const text = await response.text().catch(() => "");
-  let body: unknown = null;
-  try {
-    body = text === "" ? null : JSON.parse(text);
-  } catch {
-    body = null;
-  }
-  if (response.status === 429 || response.status >= 500) {
-    throw new ProviderError(`${label} failed: HTTP ${response.status}`, {
+  const { status, headers, text, body } = await requestPlatform(url, init, options);
+  if (status === 429 || status >= 500) {
+    throw new ProviderError(`${label} failed: HTTP ${status}`, {
       retryable: true,
-      retryAfterMs: retryAfterMs(response.headers.get("retry-after")),
+      retryAfterMs: retryAfterMs(headers.get("retry-after")),
       platformError: text.slice(0, 500) || undefined,
     });
   }
-  if (!response.ok) {
-    throw new ProviderError(`${label} failed: HTTP ${response.status}`, {
+  if (status < 200 || status > 299) {
+    throw new ProviderError(`${label} failed: HTTP ${status}`, {
       retryable: false,
       platformError: text.slice(0, 500) || undefined,
     });
   }
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+  if (body === null) {
     throw new ProviderError(`${label} answered something that is not a JSON object`, {
       retryable: true,
     });
   }
-  return body as Record<string, unknown>;
+  return body;
 }
 
 /**

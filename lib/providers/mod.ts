@@ -7,3 +7,6 @@
  */
 export * from "./provider.ts";
 export * from "./common.ts";
+export * from "./connection.ts";
+export * from "./slack.ts";
+export * from "./telegram.ts";
