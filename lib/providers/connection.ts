@@ -54,6 +54,20 @@ export class ConnectionState {
   }
 }
 
+/**
+ * Waits for `promise`, or rejects with `signal`'s reason as soon as it
+ * aborts (what `promise` does then is no longer awaited): a long connection
+ * stops at once even while a hand-over to the sink is in progress.
+ */
+export function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
 /** What {@link runReconnecting} hands each session. */
 export interface ReconnectSession {
   /** Aborts when the loop stops. */
@@ -119,7 +133,7 @@ export async function runReconnecting(
 
 /**
  * Splits `text` into pieces of at most `max` UTF-16 code units (platforms
- * count so), each ending at a line break, else a space, in its last quarter
+ * count so), each ending at a line break, else a space, in its second half
  * where there is one (the break itself is dropped), and never inside a
  * surrogate pair.
  */
@@ -128,9 +142,9 @@ export function splitText(text: string, max: number): string[] {
   let rest = text;
   while (rest.length > max) {
     let cut = rest.lastIndexOf("\n", max);
-    if (cut < max * 0.75) cut = rest.lastIndexOf(" ", max);
+    if (cut < max / 2) cut = rest.lastIndexOf(" ", max);
     let skip = 1;
-    if (cut < max * 0.75 || cut <= 0) {
+    if (cut < max / 2 || cut <= 0) {
       cut = max;
       skip = 0;
       const code = rest.charCodeAt(cut - 1);

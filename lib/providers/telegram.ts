@@ -24,7 +24,7 @@ import {
   secretField,
   timingSafeEqual,
 } from "./common.ts";
-import { ConnectionState, runReconnecting, splitText } from "./connection.ts";
+import { ConnectionState, runReconnecting, splitText, unlessAborted } from "./connection.ts";
 import { telegramMessage } from "./telegram_message.ts";
 import {
   type ChatMessage,
@@ -328,7 +328,8 @@ class TelegramProvider implements Provider {
           .filter((u): u is Json => typeof u?.update_id === "number");
         if (updates.length === 0) continue;
         const messages = await this.#messagesOf(updates);
-        if (messages.length) await sink(messages);
+        // Stopping does not wait for the sink: the offset stays, so the batch is read again.
+        if (messages.length) await unlessAborted(sink(messages), signal);
         this.#offset = Math.max(...updates.map((u) => u.update_id as number)) + 1;
       }
     }, {
