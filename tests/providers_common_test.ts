@@ -7,7 +7,6 @@ import {
   baseUrl,
   callPlatform,
   type ChatMessage,
-  ConnectionState,
   describeFetchError,
   fromBase64,
   hmacSha256,
@@ -15,6 +14,7 @@ import {
   optionalSecretField,
   parseCommonConfig,
   ProviderError,
+  ProviderState,
   reconnectDelayMs,
   redactSecrets,
   requestPlatform,
@@ -246,9 +246,9 @@ Deno.test("common: callPlatform returns a 2xx JSON object and maps failures to P
   assert.equal(kept.platformError, '{"error":"bad"}');
 });
 
-Deno.test("common: requestPlatform hands back a 4xx body; secrets are masked everywhere", async () => {
+Deno.test("common: requestPlatform hands back a body of any status; a failed request never names the URL", async () => {
   const answer = fakeFetch(() =>
-    Response.json({ ok: false, error_code: 409, description: "echo 1:SECRET" }, { status: 409 })
+    Response.json({ ok: false, error_code: 409, description: "Conflict" }, { status: 409 })
   );
   const response = await requestPlatform("http://x/bot1:SECRET/getUpdates", {}, {
     platform: "Telegram",
@@ -257,7 +257,12 @@ Deno.test("common: requestPlatform hands back a 4xx body; secrets are masked eve
     redact: ["1:SECRET"],
   });
   assert.equal(response.status, 409);
-  assert.deepEqual(response.body, { ok: false, error_code: 409, description: "echo ***" });
+  assert.deepEqual(response.body, { ok: false, error_code: 409, description: "Conflict" });
+  const html = await requestPlatform("http://x", {}, {
+    ...CALL,
+    fetch: fakeFetch(() => new Response("<html>", { status: 502 })),
+  });
+  assert.deepEqual([html.status, html.body], [502, null]);
 
   // A real refused connection: Deno's own error names the URL; ours does not.
   const port = await leaseTestPort();
@@ -319,17 +324,25 @@ Deno.test("common: sleepUnlessAborted and unlessAborted stop at abort", async ()
   );
 });
 
-Deno.test("common: ConnectionState reports connected and the last error", () => {
-  const state = new ConnectionState(() => Date.parse("2026-01-01T00:00:00Z"));
-  assert.deepEqual(state.snapshot(), { connected: false });
+Deno.test("common: ProviderState reports connected, the last error and drops", () => {
+  const state = new ProviderState({
+    connection: true,
+    now: () => Date.parse("2026-01-01T00:00:00Z"),
+  });
+  assert.deepEqual(state.snapshot(), { connected: false, dropped: 0 });
   state.setConnected(true);
   assert.equal(state.connected, true);
   state.recordError(new Error("socket closed"));
+  state.recordDropped(2);
   assert.deepEqual(state.snapshot(), {
     connected: true,
     last_error: "socket closed",
     last_error_at: "2026-01-01T00:00:00.000Z",
+    dropped: 2,
   });
+  const webhook = new ProviderState({ connection: false });
+  webhook.setConnected(true);
+  assert.equal(webhook.snapshot().connected, null, "no long connection: null");
 });
 
 Deno.test("common: runReconnecting backs off on failures, honours retryAfterMs, restarts at once after a healthy session", async () => {

@@ -273,6 +273,7 @@ Deno.test("slack: allow_from and require_mention drop messages, with a log line 
   const direct = await eventMessages(slack, { user: "U1", channel: "D1", channel_type: "im" });
   assert.equal(direct.length, 1, "require_mention is for group conversations only");
   assert.equal(log.lines.length, 2);
+  assert.equal(slack.status().dropped, 2);
   assert.ok(log.lines.every((l) => !l.includes("secret plans")));
   assert.match(log.lines[0], /U2 is not in allow_from/);
 });
@@ -291,7 +292,7 @@ Deno.test("slack: config is checked field by field, secrets may come from the en
   const webhook = webhookProvider();
   assert.equal(webhook.mode, "webhook");
   assert.equal(webhook.connect, undefined);
-  assert.deepEqual(webhook.status(), { connected: null });
+  assert.deepEqual(webhook.status(), { connected: null, dropped: 0 });
 
   const bad: [Record<string, unknown>, RegExp][] = [
     [{ bot_token: "xoxb-1" }, /signing_secret: is required in webhook mode/],

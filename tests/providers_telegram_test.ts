@@ -246,6 +246,7 @@ Deno.test("telegram: require_mention and allow_from filter group messages", asyn
     const stranger = telegramUpdate({ from: { id: 7, first_name: "Eve" }, text: "psst" });
     assert.equal((await deliver(tg, { update_id: 3, ...stranger })).kind, "answer");
     assert.ok(log.lines.some((l) => /sender 7 is not in allow_from/.test(l)));
+    assert.equal(tg.status().dropped, 2);
     assert.ok(log.lines.every((l) => !l.includes("psst")));
   });
 });

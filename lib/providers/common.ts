@@ -243,24 +243,24 @@ export function timingSafeEqual(a: string, b: string): boolean {
   return diff === 0;
 }
 
-/** Options of {@link callPlatform} and {@link requestPlatform}. */
+/** Options of {@link callPlatform}. */
 export interface CallPlatformOptions {
   /** The platform, for messages (`Slack`). */
   platform: string;
   /** What the call does, for messages (`chat.postMessage`). */
   what: string;
+  /**
+   * Secrets that may appear in the URL (Telegram puts its bot token there):
+   * masked as `***` in the error of a failed request, which then does not
+   * keep the runtime's own error (it names the URL) as its `cause`.
+   */
+  redact?: readonly string[];
   /** The HTTP client (default `fetch`). */
   fetch?: typeof fetch;
   /** Give up after this long (ms, default 10000). */
   timeoutMs?: number;
   /** Aborts the call. */
   signal?: AbortSignal;
-  /**
-   * Secrets that may appear in the URL or in an error (Telegram puts its bot
-   * token in the URL): masked as `***` in every message and `platformError`,
-   * and the runtime's own error, which names the URL, is not kept as `cause`.
-   */
-  redact?: readonly string[];
 }
 
 /** Parses a `Retry-After` header (seconds, or an HTTP date) into ms. */
@@ -290,64 +290,34 @@ export function describeFetchError(error: unknown, secrets: readonly string[] = 
   return redactSecrets(text, secrets) || "network error";
 }
 
-/** A platform's HTTP answer, whatever its status (from {@link requestPlatform}). */
-export interface PlatformResponse {
-  /** The HTTP status. */
-  status: number;
-  /** The response headers. */
-  headers: Headers;
-  /** The body as text (with {@link CallPlatformOptions.redact} applied). */
-  text: string;
-  /** The body when it is a JSON object, else `null`. */
-  body: Record<string, unknown> | null;
-}
-
 /**
- * Makes one HTTP call to a platform API and returns its answer, whatever the
- * status, for platforms that put their error in the body of a 4xx
- * (Telegram). A network error or a timeout is a retryable
- * {@link ProviderError}.
+ * Sends one HTTP request to a platform API within `options.timeoutMs` and
+ * returns the response, whatever its status (its body is read within the
+ * same time limit). A network error, a timeout or a cancel is a retryable
+ * {@link ProviderError} that says which, never with the URL or a secret.
  *
- * @throws {ProviderError} when no answer came; never with a secret in it.
+ * @throws {ProviderError} when no answer came.
  */
-export async function requestPlatform(
+export async function fetchPlatform(
   url: string,
   init: RequestInit,
   options: CallPlatformOptions,
-): Promise<PlatformResponse> {
+): Promise<Response> {
   const timeout = AbortSignal.timeout(options.timeoutMs ?? 10_000);
   const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
-  const label = `${options.platform} ${options.what}`;
-  let response: Response;
-  let text: string;
   try {
-    response = await (options.fetch ?? fetch)(url, { ...init, signal });
-    text = await response.text();
+    return await (options.fetch ?? fetch)(url, { ...init, signal });
   } catch (error) {
     const why = options.signal?.aborted
       ? "cancelled"
       : timeout.aborted
       ? "timed out"
       : describeFetchError(error, options.redact);
-    throw new ProviderError(`${label} failed: ${why}`, {
+    throw new ProviderError(`${options.platform} ${options.what} failed: ${why}`, {
       retryable: true,
       cause: options.redact ? new Error(why) : error,
     });
   }
-  text = redactSecrets(text, options.redact);
-  let body: unknown = null;
-  try {
-    body = text === "" ? null : JSON.parse(text);
-  } catch {
-    body = null;
-  }
-  const isObject = typeof body === "object" && body !== null && !Array.isArray(body);
-  return {
-    status: response.status,
-    headers: response.headers,
-    text,
-    body: isObject ? body as Record<string, unknown> : null,
-  };
 }
 
 /**
@@ -365,26 +335,65 @@ export async function callPlatform(
   options: CallPlatformOptions,
 ): Promise<Record<string, unknown>> {
   const label = `${options.platform} ${options.what}`;
-  const { status, headers, text, body } = await requestPlatform(url, init, options);
-  if (status === 429 || status >= 500) {
-    throw new ProviderError(`${label} failed: HTTP ${status}`, {
+  const response = await fetchPlatform(url, init, options);
+  const text = await response.text().catch(() => "");
+  let body: unknown = null;
+  try {
+    body = text === "" ? null : JSON.parse(text);
+  } catch {
+    body = null;
+  }
+  if (response.status === 429 || response.status >= 500) {
+    throw new ProviderError(`${label} failed: HTTP ${response.status}`, {
       retryable: true,
-      retryAfterMs: retryAfterMs(headers.get("retry-after")),
+      retryAfterMs: retryAfterMs(response.headers.get("retry-after")),
       platformError: text.slice(0, 500) || undefined,
     });
   }
-  if (status < 200 || status > 299) {
-    throw new ProviderError(`${label} failed: HTTP ${status}`, {
+  if (!response.ok) {
+    throw new ProviderError(`${label} failed: HTTP ${response.status}`, {
       retryable: false,
       platformError: text.slice(0, 500) || undefined,
     });
   }
-  if (body === null) {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new ProviderError(`${label} answered something that is not a JSON object`, {
       retryable: true,
     });
   }
-  return body;
+  return body as Record<string, unknown>;
+}
+
+/** A platform's HTTP answer, whatever its status (from {@link requestPlatform}). */
+export interface PlatformResponse {
+  /** The HTTP status. */
+  status: number;
+  /** The response headers. */
+  headers: Headers;
+  /** The body when it is a JSON object, else `null`. */
+  body: Record<string, unknown> | null;
+}
+
+/**
+ * Makes one HTTP call to a platform API and returns its status and JSON
+ * body whatever the status, for platforms that put their error in the body
+ * of a 4xx (Telegram's `error_code`, `description`, `parameters`).
+ *
+ * @throws {ProviderError} when no answer came ({@link fetchPlatform}).
+ */
+export async function requestPlatform(
+  url: string,
+  init: RequestInit,
+  options: CallPlatformOptions,
+): Promise<PlatformResponse> {
+  const response = await fetchPlatform(url, init, options);
+  let body: unknown = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null; // not JSON, or the body did not arrive in time
+  }
+  return { status: response.status, headers: response.headers, body: jsonObject(body) ?? null };
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * What long connections and senders share: a connection's live state, the
+ * What long connections and senders share: a provider's live state, the
  * reconnect loop with backoff, and splitting a text a platform finds too
  * long.
  *
@@ -8,31 +8,43 @@
 import { reconnectDelayMs, sleepUnlessAborted } from "./common.ts";
 import { ProviderError, type ProviderStatus } from "./provider.ts";
 
+/** Options of {@link ProviderState}. */
+export interface ProviderStateOptions {
+  /** Whether the provider runs a long connection (else `connected` is `null`). */
+  connection: boolean;
+  /** The clock in ms (default `Date.now`). */
+  now?: () => number;
+}
+
 /**
- * A long connection's live state, kept by the platform module and read by
+ * A provider's live state — its long connection, its last error, the
+ * messages its filters dropped — kept by the platform module and read by
  * {@link Provider.status}.
  */
-export class ConnectionState {
+export class ProviderState {
   #connected = false;
   #lastError?: string;
   #lastErrorAt?: string;
+  #dropped = 0;
+  readonly #connection: boolean;
   readonly #now: () => number;
 
   /**
-   * Creates a `ConnectionState` (not connected, no error).
+   * Creates a `ProviderState` (not connected, no error, nothing dropped).
    *
-   * @param now The clock in ms (default `Date.now`).
+   * @param options Whether there is a long connection; the clock.
    */
-  constructor(now: () => number = Date.now) {
-    this.#now = now;
+  constructor(options: ProviderStateOptions) {
+    this.#connection = options.connection;
+    this.#now = options.now ?? Date.now;
   }
 
-  /** Whether the connection is up. */
+  /** Whether the long connection is up. */
   get connected(): boolean {
     return this.#connected;
   }
 
-  /** Marks the connection up or down. */
+  /** Marks the long connection up or down. */
   setConnected(connected: boolean): void {
     this.#connected = connected;
   }
@@ -43,13 +55,19 @@ export class ConnectionState {
     this.#lastErrorAt = new Date(this.#now()).toISOString();
   }
 
+  /** Counts messages that `allow_from`/`require_mention` dropped. */
+  recordDropped(count: number): void {
+    this.#dropped += count;
+  }
+
   /** The state as {@link ProviderStatus} has it. */
   snapshot(): ProviderStatus {
-    const status: ProviderStatus = { connected: this.#connected };
+    const status: ProviderStatus = { connected: this.#connection ? this.#connected : null };
     if (this.#lastError !== undefined) {
       status.last_error = this.#lastError;
       status.last_error_at = this.#lastErrorAt;
     }
+    status.dropped = this.#dropped;
     return status;
   }
 }

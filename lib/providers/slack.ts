@@ -21,7 +21,7 @@ import {
   timingSafeEqual,
   toHex,
 } from "./common.ts";
-import { ConnectionState } from "./connection.ts";
+import { ProviderState } from "./connection.ts";
 import {
   type ChatMessage,
   type CheckResult,
@@ -160,7 +160,7 @@ class SlackProvider implements Provider {
   readonly #now: () => number;
   readonly #log: Logger;
   readonly #context: ProviderContext;
-  readonly #state: ConnectionState;
+  readonly #state: ProviderState;
   readonly #identity: SlackIdentity = {};
 
   constructor(config: SlackConfig, context: ProviderContext) {
@@ -171,7 +171,7 @@ class SlackProvider implements Provider {
     this.#fetch = context.fetch ?? fetch;
     this.#now = context.now ?? Date.now;
     this.#log = context.log ?? nullLogger();
-    this.#state = new ConnectionState(this.#now);
+    this.#state = new ProviderState({ connection: config.mode === "socket", now: this.#now });
     if (config.mode === "socket") this.connect = (sink, signal) => this.#connect(sink, signal);
   }
 
@@ -242,6 +242,7 @@ class SlackProvider implements Provider {
     const parsed = this.#message(payload, event);
     if (typeof parsed === "string") return { messages: [], note: parsed };
     const messages = admitMessages(this.#config, [parsed], this.#log);
+    this.#state.recordDropped(1 - messages.length);
     return messages.length
       ? { messages }
       : { messages, note: "dropped by allow_from/require_mention" };
@@ -396,7 +397,7 @@ class SlackProvider implements Provider {
   }
 
   status(): ProviderStatus {
-    return this.mode === "socket" ? this.#state.snapshot() : { connected: null };
+    return this.#state.snapshot();
   }
 
   /**

@@ -11,7 +11,7 @@
  * @module
  */
 import type { Logger } from "../log/mod.ts";
-import { type ConnectionState, runReconnecting } from "./connection.ts";
+import { type ProviderState, runReconnecting } from "./connection.ts";
 import { type ChatMessage, type MessageSink, ProviderError } from "./provider.ts";
 
 type Json = Record<string, unknown>;
@@ -31,7 +31,7 @@ export interface SlackSocketOptions {
   /** Stops the connection. */
   signal: AbortSignal;
   /** The live state to keep. */
-  state: ConnectionState;
+  state: ProviderState;
   /** The daemon's log. */
   log: Logger;
   /** The reconnect delay (default `reconnectDelayMs`). */

@@ -24,7 +24,7 @@ import {
   secretField,
   timingSafeEqual,
 } from "./common.ts";
-import { ConnectionState, runReconnecting, splitText, unlessAborted } from "./connection.ts";
+import { ProviderState, runReconnecting, splitText, unlessAborted } from "./connection.ts";
 import { telegramMessage } from "./telegram_message.ts";
 import {
   type ChatMessage,
@@ -163,7 +163,7 @@ class TelegramProvider implements Provider {
   readonly #context: ProviderContext;
   readonly #fetch: typeof fetch;
   readonly #log: Logger;
-  readonly #state: ConnectionState;
+  readonly #state: ProviderState;
   #username?: string;
   #usernameTriedAt = -Infinity;
   /** The next `getUpdates` offset: one past the last update handed over and stored. */
@@ -178,7 +178,7 @@ class TelegramProvider implements Provider {
     this.#context = context;
     this.#fetch = context.fetch ?? fetch;
     this.#log = context.log ?? nullLogger();
-    this.#state = new ConnectionState(context.now ?? Date.now);
+    this.#state = new ProviderState({ connection: config.mode === "polling", now: context.now });
     if (config.mode === "polling") this.connect = (sink, signal) => this.#poll(sink, signal);
   }
 
@@ -219,7 +219,8 @@ class TelegramProvider implements Provider {
     throw new TelegramApiError(
       `Telegram ${method} failed: ${description}${hint ? `: ${hint}` : ""}`,
       {
-        retryable: code === 429 || code >= 500 || (body === null && status >= 500),
+        // No JSON at all (a proxy's error page, a body cut short) is worth another try.
+        retryable: code === 429 || code >= 500 || body === null,
         retryAfterMs: code === 429 ? retryAfter : undefined,
         platformError: description,
         errorCode: code,
@@ -300,7 +301,9 @@ class TelegramProvider implements Provider {
         messages.push(parsed);
       }
     }
-    return admitMessages(this.#config, messages, this.#log);
+    const admitted = admitMessages(this.#config, messages, this.#log);
+    this.#state.recordDropped(messages.length - admitted.length);
+    return admitted;
   }
 
   /**
@@ -431,7 +434,7 @@ class TelegramProvider implements Provider {
   }
 
   status(): ProviderStatus {
-    return this.mode === "polling" ? this.#state.snapshot() : { connected: null };
+    return this.#state.snapshot();
   }
 }
 
