@@ -5,8 +5,8 @@
  *
  * @module
  */
-export * from "./provider.ts";
-export * from "./common.ts";
 export * from "./connection.ts";
 export * from "./slack.ts";
 export * from "./telegram.ts";
+export * from "./provider.ts";
+export * from "./common.ts";
