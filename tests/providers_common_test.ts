@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "../lib/config/mod.ts";
-import type { Logger } from "../lib/log/mod.ts";
 import {
   admitMessage,
   admitMessages,
@@ -29,6 +28,7 @@ import {
   toHex,
   unlessAborted,
 } from "../lib/providers/mod.ts";
+import { recordingLog } from "./helpers/log.ts";
 import { leaseTestPort } from "./helpers/ports.ts";
 
 const OPTIONS = { modes: ["webhook", "socket"], defaultApiBase: "https://slack.com/api" };
@@ -41,17 +41,6 @@ function message(overrides: Partial<ChatMessage> = {}): ChatMessage {
     message_id: "C1:1",
     extra: { raw: {}, reply: {}, mentioned: false },
     ...overrides,
-  };
-}
-
-function recordingLog(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  return {
-    lines,
-    info: (m) => lines.push(m),
-    warn: (m) => lines.push(m),
-    error: (m) => lines.push(m),
-    close() {},
   };
 }
 

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "../lib/config/mod.ts";
-import type { Logger } from "../lib/log/mod.ts";
 import {
   type ChatMessage,
   createSlackProvider,
@@ -9,6 +8,7 @@ import {
   ProviderError,
   type WebhookOutcome,
 } from "../lib/providers/mod.ts";
+import { recordingLog } from "./helpers/log.ts";
 import { eventually } from "./helpers/mail.ts";
 import {
   FAKE_SLACK,
@@ -46,17 +46,6 @@ function messagesOf(outcome: WebhookOutcome): ChatMessage[] {
 
 async function eventMessages(provider: Provider, options: SlackEventOptions) {
   return messagesOf(await post(provider, slackEvent(options)));
-}
-
-function recordingLog(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  return {
-    lines,
-    info: (m) => lines.push(m),
-    warn: (m) => lines.push(m),
-    error: (m) => lines.push(m),
-    close() {},
-  };
 }
 
 // --- Signature verification ---------------------------------------------------------------------
@@ -314,15 +303,6 @@ Deno.test("slack: config is checked field by field, secrets may come from the en
 
 // --- Send and check against the fake Slack -------------------------------------------------------
 
-async function withFake(fn: (fake: FakeSlack) => Promise<void>): Promise<void> {
-  const fake = await FakeSlack.start();
-  try {
-    await fn(fake);
-  } finally {
-    await fake.close();
-  }
-}
-
 function fakeProvider(fake: FakeSlack, extra: Record<string, unknown> = {}, context = {}) {
   return createSlackProvider("team", {
     type: "slack",
@@ -335,83 +315,80 @@ function fakeProvider(fake: FakeSlack, extra: Record<string, unknown> = {}, cont
 }
 
 Deno.test("slack: a reply reaches the channel and thread of the message it answers", async () => {
-  await withFake(async (fake) => {
-    const slack = fakeProvider(fake, { mode: "webhook" });
-    const [inbound] = await eventMessages(slack, {
-      channel: "C42",
-      ts: "1700000300.000100",
-      thread_ts: "1700000200.000100",
-    });
-    const sent = await slack.send({
-      to: "C42",
-      text: "On it.",
-      replyTo: {
-        message_id: inbound.message_id,
-        reply: inbound.extra.reply,
-        session_id: inbound.session.id,
-      },
-      extra: { unfurl_links: false, channel: "CEVIL" },
-    });
-    assert.match(sent.message_id ?? "", /^C42:1700000000\.\d{6}$/);
-    const [call] = fake.calls.filter((c) => c.method === "chat.postMessage");
-    assert.equal(call.token, FAKE_SLACK.botToken);
-    assert.deepEqual(call.body, {
-      channel: "C42",
-      text: "On it.",
-      thread_ts: "1700000200.000100",
-      unfurl_links: false,
-    });
-    // A new message (no reply) goes to `to`, top level.
-    await slack.send({ to: "C7", text: "status: green" });
-    assert.deepEqual(fake.posts[1], { channel: "C7", text: "status: green" });
+  await using fake = await FakeSlack.start();
+  const slack = fakeProvider(fake, { mode: "webhook" });
+  const [inbound] = await eventMessages(slack, {
+    channel: "C42",
+    ts: "1700000300.000100",
+    thread_ts: "1700000200.000100",
   });
+  const sent = await slack.send({
+    to: "C42",
+    text: "On it.",
+    replyTo: {
+      message_id: inbound.message_id,
+      reply: inbound.extra.reply,
+      session_id: inbound.session.id,
+    },
+    extra: { unfurl_links: false, channel: "CEVIL" },
+  });
+  assert.match(sent.message_id ?? "", /^C42:1700000000\.\d{6}$/);
+  const [call] = fake.calls.filter((c) => c.method === "chat.postMessage");
+  assert.equal(call.token, FAKE_SLACK.botToken);
+  assert.deepEqual(call.body, {
+    channel: "C42",
+    text: "On it.",
+    thread_ts: "1700000200.000100",
+    unfurl_links: false,
+  });
+  // A new message (no reply) goes to `to`, top level.
+  await slack.send({ to: "C7", text: "status: green" });
+  assert.deepEqual(fake.posts[1], { channel: "C7", text: "status: green" });
 });
 
 Deno.test("slack: 429 is a retryable error with Retry-After's delay; ok:false keeps Slack's error", async () => {
-  await withFake(async (fake) => {
-    const slack = fakeProvider(fake, { mode: "webhook" });
-    fake.inject("chat.postMessage", { status: 429, headers: { "retry-after": "30" } });
-    const limited = await slack.send({ to: "C1", text: "x" }).catch((e) => e);
-    assert.ok(limited instanceof ProviderError);
-    assert.equal(limited.retryable, true);
-    assert.equal(limited.retryAfterMs, 30_000);
+  await using fake = await FakeSlack.start();
+  const slack = fakeProvider(fake, { mode: "webhook" });
+  fake.inject("chat.postMessage", { status: 429, headers: { "retry-after": "30" } });
+  const limited = await slack.send({ to: "C1", text: "x" }).catch((e) => e);
+  assert.ok(limited instanceof ProviderError);
+  assert.equal(limited.retryable, true);
+  assert.equal(limited.retryAfterMs, 30_000);
 
-    fake.inject("chat.postMessage", { body: { ok: false, error: "not_in_channel" } });
-    const refused = await slack.send({ to: "C1", text: "x" }).catch((e) => e);
-    assert.ok(refused instanceof ProviderError);
-    assert.equal(refused.retryable, false);
-    assert.equal(refused.platformError, "not_in_channel");
-    assert.match(refused.message, /not_in_channel: invite the bot/);
+  fake.inject("chat.postMessage", { body: { ok: false, error: "not_in_channel" } });
+  const refused = await slack.send({ to: "C1", text: "x" }).catch((e) => e);
+  assert.ok(refused instanceof ProviderError);
+  assert.equal(refused.retryable, false);
+  assert.equal(refused.platformError, "not_in_channel");
+  assert.match(refused.message, /not_in_channel: invite the bot/);
 
-    fake.inject("chat.postMessage", {
-      body: { ok: false, error: "missing_scope", needed: "chat:write" },
-    });
-    const scope = await slack.send({ to: "C1", text: "x" }).catch((e) => e);
-    assert.match(scope.message, /needs scope chat:write/);
-
-    fake.inject("chat.postMessage", { status: 503 });
-    assert.equal((await slack.send({ to: "C1", text: "x" }).catch((e) => e)).retryable, true);
-    fake.inject("chat.postMessage", { body: { ok: false, error: "internal_error" } });
-    assert.equal((await slack.send({ to: "C1", text: "x" }).catch((e) => e)).retryable, true);
+  fake.inject("chat.postMessage", {
+    body: { ok: false, error: "missing_scope", needed: "chat:write" },
   });
+  const scope = await slack.send({ to: "C1", text: "x" }).catch((e) => e);
+  assert.match(scope.message, /needs scope chat:write/);
+
+  fake.inject("chat.postMessage", { status: 503 });
+  assert.equal((await slack.send({ to: "C1", text: "x" }).catch((e) => e)).retryable, true);
+  fake.inject("chat.postMessage", { body: { ok: false, error: "internal_error" } });
+  assert.equal((await slack.send({ to: "C1", text: "x" }).catch((e) => e)).retryable, true);
 });
 
 Deno.test("slack: check calls auth.test (and apps.connections.open in socket mode) and says what is wrong", async () => {
-  await withFake(async (fake) => {
-    const good = await fakeProvider(fake).check();
-    assert.equal(good.ok, true);
-    assert.match(good.detail, /courier \(UBOT\) in workspace Fake Team \(TTEAM\)/);
-    assert.match(good.detail, /app token works/);
+  await using fake = await FakeSlack.start();
+  const good = await fakeProvider(fake).check();
+  assert.equal(good.ok, true);
+  assert.match(good.detail, /courier \(UBOT\) in workspace Fake Team \(TTEAM\)/);
+  assert.match(good.detail, /app token works/);
 
-    const badBot = await fakeProvider(fake, { bot_token: "xoxb-wrong" }).check();
-    assert.equal(badBot.ok, false);
-    assert.match(badBot.detail, /^bot_token: Slack auth\.test failed: invalid_auth/);
-    assert.ok(!badBot.detail.includes("xoxb-wrong"));
+  const badBot = await fakeProvider(fake, { bot_token: "xoxb-wrong" }).check();
+  assert.equal(badBot.ok, false);
+  assert.match(badBot.detail, /^bot_token: Slack auth\.test failed: invalid_auth/);
+  assert.ok(!badBot.detail.includes("xoxb-wrong"));
 
-    const badApp = await fakeProvider(fake, { app_token: "xapp-wrong" }).check();
-    assert.equal(badApp.ok, false);
-    assert.match(badApp.detail, /app_token: Slack apps\.connections\.open failed: invalid_auth/);
-  });
+  const badApp = await fakeProvider(fake, { app_token: "xapp-wrong" }).check();
+  assert.equal(badApp.ok, false);
+  assert.match(badApp.detail, /app_token: Slack apps\.connections\.open failed: invalid_auth/);
 });
 
 // --- Socket Mode ---------------------------------------------------------------------------------
@@ -446,101 +423,97 @@ function runSocket(
 }
 
 Deno.test("slack socket: hello, an event reaches the sink, and the ack follows the sink", async () => {
-  await withFake(async (fake) => {
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let called = 0;
-    const run = runSocket(fake, async () => {
-      called++;
-      await held;
-    });
-    try {
-      await fake.connected();
-      await eventually(() => run.slack.status().connected === true, { what: "connected" });
-      const envelope = fake.sendEnvelope(slackEvent({ ts: "1700000400.000100", text: "hi" }));
-      await eventually(() => called === 1, { what: "the sink call" });
-      // A full round trip through the fake while the sink holds: still no ack.
-      await fetch(`${fake.apiBase}/nothing`).then((r) => r.body?.cancel());
-      assert.deepEqual(fake.acks, []);
-      release();
-      await fake.acked(envelope);
-      assert.equal(run.stored[0][0].message_id, "C1:1700000400.000100");
-      assert.equal(run.stored[0][0].text, "hi");
-      // auth.test taught it the bot's ids.
-      assert.ok(fake.calls.some((c) => c.method === "auth.test"));
-    } finally {
-      await run.stop();
-    }
-    assert.equal(run.slack.status().connected, false);
+  await using fake = await FakeSlack.start();
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let called = 0;
+  const run = runSocket(fake, async () => {
+    called++;
+    await held;
   });
+  try {
+    await fake.connected();
+    await eventually(() => run.slack.status().connected === true, { what: "connected" });
+    const envelope = fake.sendEnvelope(slackEvent({ ts: "1700000400.000100", text: "hi" }));
+    await eventually(() => called === 1, { what: "the sink call" });
+    // A full round trip through the fake while the sink holds: still no ack.
+    await fetch(`${fake.apiBase}/nothing`).then((r) => r.body?.cancel());
+    assert.deepEqual(fake.acks, []);
+    release();
+    await fake.acked(envelope);
+    assert.equal(run.stored[0][0].message_id, "C1:1700000400.000100");
+    assert.equal(run.stored[0][0].text, "hi");
+    // auth.test taught it the bot's ids.
+    assert.ok(fake.calls.some((c) => c.method === "auth.test"));
+  } finally {
+    await run.stop();
+  }
+  assert.equal(run.slack.status().connected, false);
 });
 
 Deno.test("slack socket: an envelope whose sink rejected is not acked; skipped events are acked at once", async () => {
-  await withFake(async (fake) => {
-    let fail = true;
-    const run = runSocket(fake, () => {
-      if (fail) {
-        fail = false;
-        return Promise.reject(new Error("disk full"));
-      }
-      return Promise.resolve();
-    });
-    try {
-      await fake.connected();
-      const rejected = fake.sendEnvelope(slackEvent({ ts: "1700000500.000100" }));
-      const own = fake.sendEnvelope(slackEvent({ user: FAKE_SLACK.botUserId }));
-      const command = fake.sendEnvelope({ command: "/deploy", text: "now" }, "slash_commands");
-      const taken = fake.sendEnvelope(slackEvent({ ts: "1700000501.000100" }));
-      await fake.acked(taken);
-      // Envelopes are handled in order, so anything acked is acked by now.
-      assert.deepEqual(fake.acks, [own, command, taken]);
-      assert.ok(!fake.acks.includes(rejected));
-      assert.equal(run.stored.length, 1);
-      assert.match(run.slack.status().last_error ?? "", /disk full/);
-    } finally {
-      await run.stop();
+  await using fake = await FakeSlack.start();
+  let fail = true;
+  const run = runSocket(fake, () => {
+    if (fail) {
+      fail = false;
+      return Promise.reject(new Error("disk full"));
     }
+    return Promise.resolve();
   });
+  try {
+    await fake.connected();
+    const rejected = fake.sendEnvelope(slackEvent({ ts: "1700000500.000100" }));
+    const own = fake.sendEnvelope(slackEvent({ user: FAKE_SLACK.botUserId }));
+    const command = fake.sendEnvelope({ command: "/deploy", text: "now" }, "slash_commands");
+    const taken = fake.sendEnvelope(slackEvent({ ts: "1700000501.000100" }));
+    await fake.acked(taken);
+    // Envelopes are handled in order, so anything acked is acked by now.
+    assert.deepEqual(fake.acks, [own, command, taken]);
+    assert.ok(!fake.acks.includes(rejected));
+    assert.equal(run.stored.length, 1);
+    assert.match(run.slack.status().last_error ?? "", /disk full/);
+  } finally {
+    await run.stop();
+  }
 });
 
 Deno.test("slack socket: a disconnect from Slack is followed by a new connection at once", async () => {
-  await withFake(async (fake) => {
-    const run = runSocket(fake);
-    try {
-      await fake.connected(1);
-      fake.disconnect("refresh_requested");
-      await fake.connected(2);
-      const envelope = fake.sendEnvelope(slackEvent({ ts: "1700000600.000100" }));
-      await fake.acked(envelope);
-      assert.equal(run.stored.length, 1);
-      const opens = fake.calls.filter((c) => c.method === "apps.connections.open");
-      assert.equal(opens.length, 2);
-      assert.ok(opens.every((c) => c.token === FAKE_SLACK.appToken));
-    } finally {
-      await run.stop();
-    }
-  });
+  await using fake = await FakeSlack.start();
+  const run = runSocket(fake);
+  try {
+    await fake.connected(1);
+    fake.disconnect("refresh_requested");
+    await fake.connected(2);
+    const envelope = fake.sendEnvelope(slackEvent({ ts: "1700000600.000100" }));
+    await fake.acked(envelope);
+    assert.equal(run.stored.length, 1);
+    const opens = fake.calls.filter((c) => c.method === "apps.connections.open");
+    assert.equal(opens.length, 2);
+    assert.ok(opens.every((c) => c.token === FAKE_SLACK.appToken));
+  } finally {
+    await run.stop();
+  }
 });
 
 Deno.test("slack socket: a dropped socket and a refused apps.connections.open are retried with backoff", async () => {
-  await withFake(async (fake) => {
-    const log = recordingLog();
-    const run = runSocket(fake, undefined, { log });
-    try {
-      await fake.connected(1);
-      fake.inject("apps.connections.open", { status: 429, headers: { "retry-after": "0" } });
-      fake.inject("apps.connections.open", { body: { ok: false, error: "internal_error" } });
-      fake.drop();
-      await fake.connected(2);
-      const envelope = fake.sendEnvelope(slackEvent({ ts: "1700000700.000100" }));
-      await fake.acked(envelope);
-      assert.equal(run.stored.length, 1);
-      assert.equal(fake.calls.filter((c) => c.method === "apps.connections.open").length, 4);
-      assert.match(run.slack.status().last_error ?? "", /internal_error/);
-      assert.ok(log.lines.some((l) => /WebSocket closed/.test(l)), log.lines.join("\n"));
-      assert.ok(log.lines.every((l) => !l.includes("ticket")), "the socket URL is never logged");
-    } finally {
-      await run.stop();
-    }
-  });
+  await using fake = await FakeSlack.start();
+  const log = recordingLog();
+  const run = runSocket(fake, undefined, { log });
+  try {
+    await fake.connected(1);
+    fake.inject("apps.connections.open", { status: 429, headers: { "retry-after": "0" } });
+    fake.inject("apps.connections.open", { body: { ok: false, error: "internal_error" } });
+    fake.drop();
+    await fake.connected(2);
+    const envelope = fake.sendEnvelope(slackEvent({ ts: "1700000700.000100" }));
+    await fake.acked(envelope);
+    assert.equal(run.stored.length, 1);
+    assert.equal(fake.calls.filter((c) => c.method === "apps.connections.open").length, 4);
+    assert.match(run.slack.status().last_error ?? "", /internal_error/);
+    assert.ok(log.lines.some((l) => /WebSocket closed/.test(l)), log.lines.join("\n"));
+    assert.ok(log.lines.every((l) => !l.includes("ticket")), "the socket URL is never logged");
+  } finally {
+    await run.stop();
+  }
 });

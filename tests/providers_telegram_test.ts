@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "../lib/config/mod.ts";
-import type { Logger } from "../lib/log/mod.ts";
 import {
   type ChatMessage,
   createTelegramProvider,
@@ -11,23 +10,13 @@ import {
   type WebhookOutcome,
 } from "../lib/providers/mod.ts";
 import { eventually } from "./helpers/mail.ts";
+import { recordingLog } from "./helpers/log.ts";
 import { leaseTestPort } from "./helpers/ports.ts";
 import { FAKE_TELEGRAM, FakeTelegram, telegramUpdate } from "./fakes/telegram_server.ts";
 
 const SECRET = "s3cret_token-for-tests";
 const TOKEN = FAKE_TELEGRAM.token;
 const BOT = FAKE_TELEGRAM.botId;
-
-function recordingLog(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  return {
-    lines,
-    info: (m) => lines.push(m),
-    warn: (m) => lines.push(m),
-    error: (m) => lines.push(m),
-    close() {},
-  };
-}
 
 function provider(
   extra: Record<string, unknown> = {},
@@ -64,15 +53,6 @@ function messagesOf(outcome: WebhookOutcome): ChatMessage[] {
   return (outcome as { messages: ChatMessage[] }).messages;
 }
 
-async function withFake(fn: (fake: FakeTelegram) => Promise<void>): Promise<void> {
-  const fake = await FakeTelegram.start();
-  try {
-    await fn(fake);
-  } finally {
-    await fake.close();
-  }
-}
-
 /** A webhook provider whose getMe (for the bot's username) goes to the fake. */
 function webhookOn(fake: FakeTelegram, extra: Record<string, unknown> = {}, context = {}) {
   return provider(
@@ -84,29 +64,28 @@ function webhookOn(fake: FakeTelegram, extra: Record<string, unknown> = {}, cont
 // --- Webhook -------------------------------------------------------------------------------------
 
 Deno.test("telegram webhook: the secret token is required and compared before parsing", async () => {
-  await withFake(async (fake) => {
-    const tg = webhookOn(fake);
-    const update = { update_id: 1, ...telegramUpdate({ text: "hi" }) };
-    assert.equal(messagesOf(await deliver(tg, update)).length, 1);
-    for (const secret of [null, "", "wrong", SECRET + "x", SECRET.slice(1)]) {
-      const outcome = await deliver(tg, update, secret);
-      assert.equal(outcome.kind, "rejected", String(secret));
-      if (outcome.kind === "rejected") assert.equal(outcome.status, 401);
-    }
-    // Wrong token and garbage body: 401, not 400 (nothing is parsed before the check).
-    const garbage = new Request("http://127.0.0.1/", {
-      method: "POST",
-      headers: { "x-telegram-bot-api-secret-token": "wrong" },
-      body: "{",
-    });
-    assert.equal((await tg.handleWebhook(garbage, new TextEncoder().encode("{"))).kind, "rejected");
-    const { request } = hook({});
-    const bad = await tg.handleWebhook(request, new TextEncoder().encode("{"));
-    assert.deepEqual(bad, {
-      kind: "rejected",
-      status: 400,
-      reason: "the body is not a Telegram update",
-    });
+  await using fake = await FakeTelegram.start();
+  const tg = webhookOn(fake);
+  const update = { update_id: 1, ...telegramUpdate({ text: "hi" }) };
+  assert.equal(messagesOf(await deliver(tg, update)).length, 1);
+  for (const secret of [null, "", "wrong", SECRET + "x", SECRET.slice(1)]) {
+    const outcome = await deliver(tg, update, secret);
+    assert.equal(outcome.kind, "rejected", String(secret));
+    if (outcome.kind === "rejected") assert.equal(outcome.status, 401);
+  }
+  // Wrong token and garbage body: 401, not 400 (nothing is parsed before the check).
+  const garbage = new Request("http://127.0.0.1/", {
+    method: "POST",
+    headers: { "x-telegram-bot-api-secret-token": "wrong" },
+    body: "{",
+  });
+  assert.equal((await tg.handleWebhook(garbage, new TextEncoder().encode("{"))).kind, "rejected");
+  const { request } = hook({});
+  const bad = await tg.handleWebhook(request, new TextEncoder().encode("{"));
+  assert.deepEqual(bad, {
+    kind: "rejected",
+    status: 400,
+    reason: "the body is not a Telegram update",
   });
 });
 
@@ -136,85 +115,84 @@ Deno.test("telegram webhook: closed when no secret_token is configured; webhook 
 });
 
 Deno.test("telegram: private chats, groups, forum topics, captions and mentions", async () => {
-  await withFake(async (fake) => {
-    const tg = webhookOn(fake);
-    const [direct] = messagesOf(
-      await deliver(tg, { update_id: 5, ...telegramUpdate({ text: "hi", message_id: 7 }) }),
-    );
-    assert.deepEqual(direct.session, { id: "42", type: "direct", name: "Ann Lee" });
-    assert.deepEqual(direct.sender, { id: "42", name: "Ann Lee" });
-    assert.equal(direct.message_id, "42:7");
-    assert.equal(direct.time, "2023-11-14T22:13:20.000Z");
-    assert.deepEqual(direct.extra.reply, { chat_id: 42, message_id: 7 });
-    assert.equal(direct.extra.update_id, 5);
+  await using fake = await FakeTelegram.start();
+  const tg = webhookOn(fake);
+  const [direct] = messagesOf(
+    await deliver(tg, { update_id: 5, ...telegramUpdate({ text: "hi", message_id: 7 }) }),
+  );
+  assert.deepEqual(direct.session, { id: "42", type: "direct", name: "Ann Lee" });
+  assert.deepEqual(direct.sender, { id: "42", name: "Ann Lee" });
+  assert.equal(direct.message_id, "42:7");
+  assert.equal(direct.time, "2023-11-14T22:13:20.000Z");
+  assert.deepEqual(direct.extra.reply, { chat_id: 42, message_id: 7 });
+  assert.equal(direct.extra.update_id, 5);
 
-    const group = { id: -1001234, type: "supergroup", title: "Ops", is_forum: true };
-    const [topic] = messagesOf(
-      await deliver(tg, {
-        update_id: 6,
-        ...telegramUpdate({
-          chat: group,
-          message_id: 90,
-          text: `@${FAKE_TELEGRAM.username} deploy?`,
-          extra: {
-            message_thread_id: 77,
-            is_topic_message: true,
-            entities: [{ type: "mention", offset: 0, length: FAKE_TELEGRAM.username.length + 1 }],
-            reply_to_message: { message_id: 77, forum_topic_created: { name: "deploys" } },
-          },
-        }),
+  const group = { id: -1001234, type: "supergroup", title: "Ops", is_forum: true };
+  const [topic] = messagesOf(
+    await deliver(tg, {
+      update_id: 6,
+      ...telegramUpdate({
+        chat: group,
+        message_id: 90,
+        text: `@${FAKE_TELEGRAM.username} deploy?`,
+        extra: {
+          message_thread_id: 77,
+          is_topic_message: true,
+          entities: [{ type: "mention", offset: 0, length: FAKE_TELEGRAM.username.length + 1 }],
+          reply_to_message: { message_id: 77, forum_topic_created: { name: "deploys" } },
+        },
       }),
-    );
-    assert.deepEqual(topic.session, {
-      id: "-1001234",
-      type: "thread",
-      name: "Ops",
-      thread_key: "77",
-    });
-    assert.deepEqual(topic.extra.reply, {
-      chat_id: -1001234,
-      message_id: 90,
-      message_thread_id: 77,
-    });
-    assert.equal(topic.extra.mentioned, true);
-
-    const plainGroup = { id: -5, type: "group", title: "Team" };
-    const [caption] = messagesOf(
-      await deliver(tg, {
-        update_id: 7,
-        ...telegramUpdate({ chat: plainGroup, text: null, extra: { caption: "the graph" } }),
-      }),
-    );
-    assert.equal(caption.text, "the graph");
-    assert.deepEqual(caption.session, { id: "-5", type: "group", name: "Team" });
-    assert.equal(caption.extra.mentioned, false);
-
-    const replyToBot = telegramUpdate({
-      chat: plainGroup,
-      extra: { reply_to_message: { message_id: 3, from: { id: BOT, is_bot: true } } },
-    });
-    const [reply] = messagesOf(await deliver(tg, { update_id: 8, ...replyToBot }));
-    assert.equal(reply.extra.mentioned, true);
-    const textMention = telegramUpdate({
-      chat: plainGroup,
-      text: "Courier, look",
-      extra: { entities: [{ type: "text_mention", offset: 0, length: 7, user: { id: BOT } }] },
-    });
-    assert.equal(
-      messagesOf(await deliver(tg, { update_id: 9, ...textMention }))[0].extra.mentioned,
-      true,
-    );
-    const otherMention = telegramUpdate({
-      chat: plainGroup,
-      text: "@someone_else look",
-      extra: { entities: [{ type: "mention", offset: 0, length: 13 }] },
-    });
-    assert.equal(
-      messagesOf(await deliver(tg, { update_id: 10, ...otherMention }))[0].extra.mentioned,
-      false,
-    );
-    assert.equal(fake.calls.filter((c) => c.method === "getMe").length, 1, "getMe once, cached");
+    }),
+  );
+  assert.deepEqual(topic.session, {
+    id: "-1001234",
+    type: "thread",
+    name: "Ops",
+    thread_key: "77",
   });
+  assert.deepEqual(topic.extra.reply, {
+    chat_id: -1001234,
+    message_id: 90,
+    message_thread_id: 77,
+  });
+  assert.equal(topic.extra.mentioned, true);
+
+  const plainGroup = { id: -5, type: "group", title: "Team" };
+  const [caption] = messagesOf(
+    await deliver(tg, {
+      update_id: 7,
+      ...telegramUpdate({ chat: plainGroup, text: null, extra: { caption: "the graph" } }),
+    }),
+  );
+  assert.equal(caption.text, "the graph");
+  assert.deepEqual(caption.session, { id: "-5", type: "group", name: "Team" });
+  assert.equal(caption.extra.mentioned, false);
+
+  const replyToBot = telegramUpdate({
+    chat: plainGroup,
+    extra: { reply_to_message: { message_id: 3, from: { id: BOT, is_bot: true } } },
+  });
+  const [reply] = messagesOf(await deliver(tg, { update_id: 8, ...replyToBot }));
+  assert.equal(reply.extra.mentioned, true);
+  const textMention = telegramUpdate({
+    chat: plainGroup,
+    text: "Courier, look",
+    extra: { entities: [{ type: "text_mention", offset: 0, length: 7, user: { id: BOT } }] },
+  });
+  assert.equal(
+    messagesOf(await deliver(tg, { update_id: 9, ...textMention }))[0].extra.mentioned,
+    true,
+  );
+  const otherMention = telegramUpdate({
+    chat: plainGroup,
+    text: "@someone_else look",
+    extra: { entities: [{ type: "mention", offset: 0, length: 13 }] },
+  });
+  assert.equal(
+    messagesOf(await deliver(tg, { update_id: 10, ...otherMention }))[0].extra.mentioned,
+    false,
+  );
+  assert.equal(fake.calls.filter((c) => c.method === "getMe").length, 1, "getMe once, cached");
 });
 
 Deno.test("telegram: edits, stickers and the bot's own messages are answered and not taken", async () => {
@@ -232,23 +210,22 @@ Deno.test("telegram: edits, stickers and the bot's own messages are answered and
 });
 
 Deno.test("telegram: require_mention and allow_from filter group messages", async () => {
-  await withFake(async (fake) => {
-    const log = recordingLog();
-    const tg = webhookOn(fake, { require_mention: true, allow_from: [42] }, { log });
-    const group = { id: -5, type: "group", title: "Team" };
-    const quiet = await deliver(tg, {
-      update_id: 1,
-      ...telegramUpdate({ chat: group, text: "psst" }),
-    });
-    assert.equal(quiet.kind, "answer");
-    const dm = await deliver(tg, { update_id: 2, ...telegramUpdate({ text: "psst" }) });
-    assert.equal(messagesOf(dm).length, 1);
-    const stranger = telegramUpdate({ from: { id: 7, first_name: "Eve" }, text: "psst" });
-    assert.equal((await deliver(tg, { update_id: 3, ...stranger })).kind, "answer");
-    assert.ok(log.lines.some((l) => /sender 7 is not in allow_from/.test(l)));
-    assert.equal(tg.status().dropped, 2);
-    assert.ok(log.lines.every((l) => !l.includes("psst")));
+  await using fake = await FakeTelegram.start();
+  const log = recordingLog();
+  const tg = webhookOn(fake, { require_mention: true, allow_from: [42] }, { log });
+  const group = { id: -5, type: "group", title: "Team" };
+  const quiet = await deliver(tg, {
+    update_id: 1,
+    ...telegramUpdate({ chat: group, text: "psst" }),
   });
+  assert.equal(quiet.kind, "answer");
+  const dm = await deliver(tg, { update_id: 2, ...telegramUpdate({ text: "psst" }) });
+  assert.equal(messagesOf(dm).length, 1);
+  const stranger = telegramUpdate({ from: { id: 7, first_name: "Eve" }, text: "psst" });
+  assert.equal((await deliver(tg, { update_id: 3, ...stranger })).kind, "answer");
+  assert.ok(log.lines.some((l) => /sender 7 is not in allow_from/.test(l)));
+  assert.equal(tg.status().dropped, 2);
+  assert.ok(log.lines.every((l) => !l.includes("psst")));
 });
 
 // --- Polling -------------------------------------------------------------------------------------
@@ -276,255 +253,248 @@ function poll(
 }
 
 Deno.test("telegram polling: long polls with timeout 50 and moves the offset only after the sink resolved", async () => {
-  await withFake(async (fake) => {
-    const stored: ChatMessage[][] = [];
-    let release!: () => void;
-    let held = new Promise<void>((resolve) => (release = resolve));
-    const run = poll(fake, async (messages) => {
-      await held;
-      stored.push(messages);
-    });
-    try {
-      await fake.polled(1);
-      assert.equal(fake.polls[0].timeout, 50);
-      assert.deepEqual(fake.polls[0].allowed_updates, ["message"]);
-      assert.equal(fake.polls[0].offset, undefined);
-      const a = fake.push(telegramUpdate({ text: "one" }));
-      const b = fake.push(telegramUpdate({ text: "two" }));
-      // Hand-over in progress: no new poll (which would confirm the batch) until the sink resolves.
-      await eventually(() => run.tg.status().connected === true, { what: "polling" });
-      assert.equal(fake.polls.length, 1);
-      release();
-      await fake.polled(2);
-      assert.equal(fake.polls[1].offset, (b.update_id as number) + 1);
-      assert.deepEqual(stored[0].map((m) => m.text), ["one", "two"]);
-      assert.ok((a.update_id as number) < (b.update_id as number));
-      held = Promise.resolve();
-    } finally {
-      await run.stop();
-    }
-    // On stop, the offset reached is confirmed so a restart does not fetch the batch again.
-    assert.equal(fake.polls.at(-1)!.offset, fake.polls[1].offset);
+  await using fake = await FakeTelegram.start();
+  const stored: ChatMessage[][] = [];
+  let release!: () => void;
+  let held = new Promise<void>((resolve) => (release = resolve));
+  const run = poll(fake, async (messages) => {
+    await held;
+    stored.push(messages);
   });
+  try {
+    await fake.polled(1);
+    assert.equal(fake.polls[0].timeout, 50);
+    assert.deepEqual(fake.polls[0].allowed_updates, ["message"]);
+    assert.equal(fake.polls[0].offset, undefined);
+    const a = fake.push(telegramUpdate({ text: "one" }));
+    const b = fake.push(telegramUpdate({ text: "two" }));
+    // Hand-over in progress: no new poll (which would confirm the batch) until the sink resolves.
+    await eventually(() => run.tg.status().connected === true, { what: "polling" });
+    assert.equal(fake.polls.length, 1);
+    release();
+    await fake.polled(2);
+    assert.equal(fake.polls[1].offset, (b.update_id as number) + 1);
+    assert.deepEqual(stored[0].map((m) => m.text), ["one", "two"]);
+    assert.ok((a.update_id as number) < (b.update_id as number));
+    held = Promise.resolve();
+  } finally {
+    await run.stop();
+  }
+  // On stop, the offset reached is confirmed so a restart does not fetch the batch again.
+  assert.equal(fake.polls.at(-1)!.offset, fake.polls[1].offset);
 });
 
 Deno.test("telegram polling: a failed store re-reads the same updates; a crash loses nothing", async () => {
-  await withFake(async (fake) => {
-    let failures = 1;
-    const stored: string[] = [];
-    const run = poll(fake, (messages) => {
-      if (failures-- > 0) return Promise.reject(new Error("journal unavailable"));
-      stored.push(...messages.map((m) => m.message_id));
-      return Promise.resolve();
-    });
-    try {
-      await fake.polled(1);
-      const update = fake.push(telegramUpdate({ message_id: 500 }));
-      await eventually(() => stored.length === 1, { what: "the stored message" });
-      assert.deepEqual(stored, ["42:500"]);
-      const offsets = fake.polls.map((p) => p.offset);
-      // The failed batch was asked for again from the same offset (none yet), then confirmed.
-      assert.deepEqual(offsets.slice(0, 2), [undefined, undefined]);
-      await fake.polled(3);
-      assert.equal(fake.polls[2].offset, (update.update_id as number) + 1);
-      assert.match(run.tg.status().last_error ?? "", /journal unavailable/);
-    } finally {
-      await run.stop();
-    }
-
-    // A crash mid-store (the sink never resolves, the process goes): the next run reads it again.
-    const first = fake.polls.length;
-    const hang = poll(fake, () => new Promise(() => {}));
-    const update = fake.push(telegramUpdate({ message_id: 501 }));
-    await eventually(() => hang.tg.status().connected === true, { what: "polling" });
-    const before = fake.polls.length;
-    await hang.stop().catch(() => {}); // the abandoned sink keeps nothing
-    const rerunFrom = fake.polls.length;
-    const again: string[] = [];
-    const rerun = poll(fake, (messages) => {
-      again.push(...messages.map((m) => m.message_id));
-      return Promise.resolve();
-    });
-    try {
-      await eventually(() => again.includes("42:501"), { what: "the message read again" });
-      assert.ok(fake.polls.length > before);
-      // Nothing confirmed the update while it was not stored.
-      const id = update.update_id as number;
-      assert.ok(
-        fake.polls.slice(first, rerunFrom + 1).every((p) =>
-          p.offset === undefined || Number(p.offset) <= id
-        ),
-      );
-    } finally {
-      await rerun.stop();
-    }
+  await using fake = await FakeTelegram.start();
+  let failures = 1;
+  const stored: string[] = [];
+  const run = poll(fake, (messages) => {
+    if (failures-- > 0) return Promise.reject(new Error("journal unavailable"));
+    stored.push(...messages.map((m) => m.message_id));
+    return Promise.resolve();
   });
+  try {
+    await fake.polled(1);
+    const update = fake.push(telegramUpdate({ message_id: 500 }));
+    await eventually(() => stored.length === 1, { what: "the stored message" });
+    assert.deepEqual(stored, ["42:500"]);
+    const offsets = fake.polls.map((p) => p.offset);
+    // The failed batch was asked for again from the same offset (none yet), then confirmed.
+    assert.deepEqual(offsets.slice(0, 2), [undefined, undefined]);
+    await fake.polled(3);
+    assert.equal(fake.polls[2].offset, (update.update_id as number) + 1);
+    assert.match(run.tg.status().last_error ?? "", /journal unavailable/);
+  } finally {
+    await run.stop();
+  }
+
+  // A crash mid-store (the sink never resolves, the process goes): the next run reads it again.
+  const first = fake.polls.length;
+  const hang = poll(fake, () => new Promise(() => {}));
+  const update = fake.push(telegramUpdate({ message_id: 501 }));
+  await eventually(() => hang.tg.status().connected === true, { what: "polling" });
+  const before = fake.polls.length;
+  await hang.stop().catch(() => {}); // the abandoned sink keeps nothing
+  const rerunFrom = fake.polls.length;
+  const again: string[] = [];
+  const rerun = poll(fake, (messages) => {
+    again.push(...messages.map((m) => m.message_id));
+    return Promise.resolve();
+  });
+  try {
+    await eventually(() => again.includes("42:501"), { what: "the message read again" });
+    assert.ok(fake.polls.length > before);
+    // Nothing confirmed the update while it was not stored.
+    const id = update.update_id as number;
+    assert.ok(
+      fake.polls.slice(first, rerunFrom + 1).every((p) =>
+        p.offset === undefined || Number(p.offset) <= id
+      ),
+    );
+  } finally {
+    await rerun.stop();
+  }
 });
 
 Deno.test("telegram polling: a webhook on the bot (409) says to delete it; check says so too", async () => {
-  await withFake(async (fake) => {
-    fake.webhookUrl = "https://example.com/hook";
-    const log = recordingLog();
-    const run = poll(fake, () => Promise.resolve(), { log });
-    try {
-      await fake.polled(2);
-      const status = run.tg.status();
-      assert.equal(status.connected, false);
-      assert.match(
-        status.last_error ?? "",
-        /Conflict: can't use getUpdates method while webhook is active/,
-      );
-      assert.match(status.last_error ?? "", /deleteWebhook/);
-      assert.match(status.last_error ?? "", /mode "webhook"/);
-    } finally {
-      await run.stop();
-    }
-    const check = await run.tg.check();
-    assert.equal(check.ok, false);
-    assert.match(check.detail, /a webhook is set \(https:\/\/example\.com\/hook\)/);
-    for (const line of [...log.lines, check.detail, run.tg.status().last_error ?? ""]) {
-      assert.ok(!line.includes(TOKEN) && !line.includes(TOKEN.split(":")[1]), line);
-    }
-  });
+  await using fake = await FakeTelegram.start();
+  fake.webhookUrl = "https://example.com/hook";
+  const log = recordingLog();
+  const run = poll(fake, () => Promise.resolve(), { log });
+  try {
+    await fake.polled(2);
+    const status = run.tg.status();
+    assert.equal(status.connected, false);
+    assert.match(
+      status.last_error ?? "",
+      /Conflict: can't use getUpdates method while webhook is active/,
+    );
+    assert.match(status.last_error ?? "", /deleteWebhook/);
+    assert.match(status.last_error ?? "", /mode "webhook"/);
+  } finally {
+    await run.stop();
+  }
+  const check = await run.tg.check();
+  assert.equal(check.ok, false);
+  assert.match(check.detail, /a webhook is set \(https:\/\/example\.com\/hook\)/);
+  for (const line of [...log.lines, check.detail, run.tg.status().last_error ?? ""]) {
+    assert.ok(!line.includes(TOKEN) && !line.includes(TOKEN.split(":")[1]), line);
+  }
 });
 
 Deno.test("telegram polling: 429 waits retry_after before the next getUpdates", async () => {
-  await withFake(async (fake) => {
-    fake.inject("getUpdates", {
-      body: {
-        ok: false,
-        error_code: 429,
-        description: "Too Many Requests: retry after 0",
-        parameters: { retry_after: 0 },
-      },
-    });
-    const stored: ChatMessage[] = [];
-    const run = poll(fake, (m) => {
-      stored.push(...m);
-      return Promise.resolve();
-    });
-    try {
-      fake.push(telegramUpdate({ text: "after the limit" }));
-      await eventually(() => stored.length === 1, { what: "the message after a 429" });
-      assert.match(run.tg.status().last_error ?? "", /Too Many Requests/);
-    } finally {
-      await run.stop();
-    }
+  await using fake = await FakeTelegram.start();
+  fake.inject("getUpdates", {
+    body: {
+      ok: false,
+      error_code: 429,
+      description: "Too Many Requests: retry after 0",
+      parameters: { retry_after: 0 },
+    },
   });
+  const stored: ChatMessage[] = [];
+  const run = poll(fake, (m) => {
+    stored.push(...m);
+    return Promise.resolve();
+  });
+  try {
+    fake.push(telegramUpdate({ text: "after the limit" }));
+    await eventually(() => stored.length === 1, { what: "the message after a 429" });
+    assert.match(run.tg.status().last_error ?? "", /Too Many Requests/);
+  } finally {
+    await run.stop();
+  }
 });
 
 // --- Send and check ------------------------------------------------------------------------------
 
 Deno.test("telegram send: a reply goes to the chat, topic and message it answers", async () => {
-  await withFake(async (fake) => {
-    const tg = webhookOn(fake);
-    const group = { id: -1001234, type: "supergroup", title: "Ops", is_forum: true };
-    const [inbound] = messagesOf(
-      await deliver(tg, {
-        update_id: 1,
-        ...telegramUpdate({
-          chat: group,
-          message_id: 90,
-          extra: { message_thread_id: 77, is_topic_message: true },
-        }),
+  await using fake = await FakeTelegram.start();
+  const tg = webhookOn(fake);
+  const group = { id: -1001234, type: "supergroup", title: "Ops", is_forum: true };
+  const [inbound] = messagesOf(
+    await deliver(tg, {
+      update_id: 1,
+      ...telegramUpdate({
+        chat: group,
+        message_id: 90,
+        extra: { message_thread_id: 77, is_topic_message: true },
       }),
-    );
-    const sent = await tg.send({
-      to: "-1001234",
-      text: "On it.",
-      replyTo: {
-        message_id: inbound.message_id,
-        reply: inbound.extra.reply,
-        session_id: "-1001234",
-      },
-      extra: { parse_mode: "HTML", chat_id: "evil" },
-    });
-    assert.deepEqual(fake.sent[0], {
-      chat_id: -1001234,
-      text: "On it.",
-      message_thread_id: 77,
-      parse_mode: "HTML",
-      reply_parameters: { message_id: 90, allow_sending_without_reply: true },
-    });
-    assert.equal(sent.message_id, "-1001234:1");
-    await tg.send({ to: "42", text: "fresh" });
-    assert.deepEqual(fake.sent[1], { chat_id: "42", text: "fresh" });
+    }),
+  );
+  const sent = await tg.send({
+    to: "-1001234",
+    text: "On it.",
+    replyTo: {
+      message_id: inbound.message_id,
+      reply: inbound.extra.reply,
+      session_id: "-1001234",
+    },
+    extra: { parse_mode: "HTML", chat_id: "evil" },
   });
+  assert.deepEqual(fake.sent[0], {
+    chat_id: -1001234,
+    text: "On it.",
+    message_thread_id: 77,
+    parse_mode: "HTML",
+    reply_parameters: { message_id: 90, allow_sending_without_reply: true },
+  });
+  assert.equal(sent.message_id, "-1001234:1");
+  await tg.send({ to: "42", text: "fresh" });
+  assert.deepEqual(fake.sent[1], { chat_id: "42", text: "fresh" });
 });
 
 Deno.test("telegram send: a long text is split at line breaks into messages Telegram takes", async () => {
-  await withFake(async (fake) => {
-    const tg = webhookOn(fake);
-    const line = "x".repeat(99);
-    const text = Array.from({ length: 90 }, () => line).join("\n"); // 8,999 characters
-    await tg.send({
-      to: "42",
-      text,
-      replyTo: { message_id: "42:1", reply: { chat_id: 42, message_id: 1 }, session_id: "42" },
-    });
-    assert.equal(fake.sent.length, 3);
-    assert.ok(fake.sent.every((s) => (s.text as string).length <= 4096));
-    assert.equal(fake.sent.map((s) => s.text).join("\n"), text);
-    assert.ok(fake.sent[0].reply_parameters !== undefined);
-    assert.equal(fake.sent[1].reply_parameters, undefined);
+  await using fake = await FakeTelegram.start();
+  const tg = webhookOn(fake);
+  const line = "x".repeat(99);
+  const text = Array.from({ length: 90 }, () => line).join("\n"); // 8,999 characters
+  await tg.send({
+    to: "42",
+    text,
+    replyTo: { message_id: "42:1", reply: { chat_id: 42, message_id: 1 }, session_id: "42" },
   });
+  assert.equal(fake.sent.length, 3);
+  assert.ok(fake.sent.every((s) => (s.text as string).length <= 4096));
+  assert.equal(fake.sent.map((s) => s.text).join("\n"), text);
+  assert.ok(fake.sent[0].reply_parameters !== undefined);
+  assert.equal(fake.sent[1].reply_parameters, undefined);
 });
 
 Deno.test("telegram send: 429 retry_after, ok:false description, group migration", async () => {
-  await withFake(async (fake) => {
-    const tg = webhookOn(fake);
-    fake.inject("sendMessage", {
-      body: {
-        ok: false,
-        error_code: 429,
-        description: "Too Many Requests: retry after 7",
-        parameters: { retry_after: 7 },
-      },
-    });
-    const limited = await tg.send({ to: "42", text: "x" }).catch((e) => e);
-    assert.ok(limited instanceof ProviderError);
-    assert.equal(limited.retryable, true);
-    assert.equal(limited.retryAfterMs, 7000);
-
-    fake.inject("sendMessage", {
-      body: { ok: false, error_code: 400, description: "Bad Request: chat not found" },
-    });
-    const refused = await tg.send({ to: "999", text: "x" }).catch((e) => e);
-    assert.ok(refused instanceof TelegramApiError);
-    assert.equal(refused.retryable, false);
-    assert.equal(refused.platformError, "Bad Request: chat not found");
-    assert.equal(refused.errorCode, 400);
-    assert.match(refused.message, /^Telegram sendMessage failed: Bad Request: chat not found/);
-
-    fake.inject("sendMessage", {
-      body: {
-        ok: false,
-        error_code: 403,
-        description: "Forbidden: bot was blocked by the user",
-      },
-    });
-    const blocked = await tg.send({ to: "42", text: "x" }).catch((e) => e);
-    assert.equal(blocked.retryable, false);
-    assert.match(blocked.message, /blocked by the user/);
-
-    fake.inject("sendMessage", {
-      body: {
-        ok: false,
-        error_code: 400,
-        description: "Bad Request: group chat was upgraded to a supergroup chat",
-        parameters: { migrate_to_chat_id: -1009999 },
-      },
-    });
-    const migrated = await tg.send({ to: "-5", text: "moved" });
-    assert.equal(fake.sent.at(-1)!.chat_id, -1009999);
-    assert.equal(migrated.message_id, "-1009999:1");
-
-    fake.inject("sendMessage", {
-      status: 502,
-      body: { ok: false, error_code: 502, description: "Bad Gateway" },
-    });
-    assert.equal((await tg.send({ to: "42", text: "x" }).catch((e) => e)).retryable, true);
+  await using fake = await FakeTelegram.start();
+  const tg = webhookOn(fake);
+  fake.inject("sendMessage", {
+    body: {
+      ok: false,
+      error_code: 429,
+      description: "Too Many Requests: retry after 7",
+      parameters: { retry_after: 7 },
+    },
   });
+  const limited = await tg.send({ to: "42", text: "x" }).catch((e) => e);
+  assert.ok(limited instanceof ProviderError);
+  assert.equal(limited.retryable, true);
+  assert.equal(limited.retryAfterMs, 7000);
+
+  fake.inject("sendMessage", {
+    body: { ok: false, error_code: 400, description: "Bad Request: chat not found" },
+  });
+  const refused = await tg.send({ to: "999", text: "x" }).catch((e) => e);
+  assert.ok(refused instanceof TelegramApiError);
+  assert.equal(refused.retryable, false);
+  assert.equal(refused.platformError, "Bad Request: chat not found");
+  assert.equal(refused.errorCode, 400);
+  assert.match(refused.message, /^Telegram sendMessage failed: Bad Request: chat not found/);
+
+  fake.inject("sendMessage", {
+    body: {
+      ok: false,
+      error_code: 403,
+      description: "Forbidden: bot was blocked by the user",
+    },
+  });
+  const blocked = await tg.send({ to: "42", text: "x" }).catch((e) => e);
+  assert.equal(blocked.retryable, false);
+  assert.match(blocked.message, /blocked by the user/);
+
+  fake.inject("sendMessage", {
+    body: {
+      ok: false,
+      error_code: 400,
+      description: "Bad Request: group chat was upgraded to a supergroup chat",
+      parameters: { migrate_to_chat_id: -1009999 },
+    },
+  });
+  const migrated = await tg.send({ to: "-5", text: "moved" });
+  assert.equal(fake.sent.at(-1)!.chat_id, -1009999);
+  assert.equal(migrated.message_id, "-1009999:1");
+
+  fake.inject("sendMessage", {
+    status: 502,
+    body: { ok: false, error_code: 502, description: "Bad Gateway" },
+  });
+  assert.equal((await tg.send({ to: "42", text: "x" }).catch((e) => e)).retryable, true);
 });
 
 Deno.test("telegram: the bot token never appears in an error, its cause, or a log line", async () => {
@@ -554,28 +524,26 @@ Deno.test("telegram: the bot token never appears in an error, its cause, or a lo
     assert.ok(!text.includes(TOKEN.split(":")[1]), `token leaked: ${text}`);
     assert.ok(!text.includes("/bot"), `URL leaked: ${text}`);
   }
-  await withFake(async (fake) => {
-    const wrong = provider({ api_base: fake.apiBase, bot_token: "123456789:AAwrongtoken" });
-    const result = await wrong.check();
-    assert.equal(result.ok, false);
-    assert.match(result.detail, /Unauthorized: the bot token was rejected/);
-    assert.ok(!result.detail.includes("AAwrongtoken"));
-  });
+  await using fake = await FakeTelegram.start();
+  const wrong = provider({ api_base: fake.apiBase, bot_token: "123456789:AAwrongtoken" });
+  const result = await wrong.check();
+  assert.equal(result.ok, false);
+  assert.match(result.detail, /Unauthorized: the bot token was rejected/);
+  assert.ok(!result.detail.includes("AAwrongtoken"));
 });
 
 Deno.test("telegram check: getMe, and the webhook's state in webhook mode", async () => {
-  await withFake(async (fake) => {
-    const polling = await provider({ api_base: fake.apiBase }).check();
-    assert.deepEqual(polling, {
-      ok: true,
-      detail: `bot token works: @${FAKE_TELEGRAM.username} (${BOT})`,
-    });
-    const noHook = await webhookOn(fake).check();
-    assert.equal(noHook.ok, false);
-    assert.match(noHook.detail, /no webhook is set: call setWebhook/);
-    fake.webhookUrl = "https://example.com/api/v1/inbound/tg";
-    const hooked = await webhookOn(fake).check();
-    assert.equal(hooked.ok, true);
-    assert.match(hooked.detail, /webhook https:\/\/example\.com\/api\/v1\/inbound\/tg/);
+  await using fake = await FakeTelegram.start();
+  const polling = await provider({ api_base: fake.apiBase }).check();
+  assert.deepEqual(polling, {
+    ok: true,
+    detail: `bot token works: @${FAKE_TELEGRAM.username} (${BOT})`,
   });
+  const noHook = await webhookOn(fake).check();
+  assert.equal(noHook.ok, false);
+  assert.match(noHook.detail, /no webhook is set: call setWebhook/);
+  fake.webhookUrl = "https://example.com/api/v1/inbound/tg";
+  const hooked = await webhookOn(fake).check();
+  assert.equal(hooked.ok, true);
+  assert.match(hooked.detail, /webhook https:\/\/example\.com\/api\/v1\/inbound\/tg/);
 });

@@ -7,7 +7,12 @@
  */
 import { ConfigError, resolveSecret } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { type ChatMessage, ProviderError, type ProviderType } from "./provider.ts";
+import {
+  type ChatMessage,
+  ProviderError,
+  type ProviderType,
+  type WebhookOutcome,
+} from "./provider.ts";
 
 /** What the mail service hands a platform module when it creates a provider. */
 export interface ProviderContext {
@@ -180,6 +185,27 @@ export function jsonObject(value: unknown): Record<string, unknown> | undefined 
   return typeof value === "object" && value !== null && !Array.isArray(value)
     ? value as Record<string, unknown>
     : undefined;
+}
+
+/** A webhook body's JSON object, or `undefined` when it is not UTF-8 JSON holding an object. */
+export function parseJsonBody(body: Uint8Array): Record<string, unknown> | undefined {
+  try {
+    return jsonObject(JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body)));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The outcome of a verified webhook request: the messages to store (answered
+ * 200 once they are durable), or, when none is taken, 200 at once with
+ * `note` saying why.
+ */
+export function messagesOutcome(messages: ChatMessage[], note: string): WebhookOutcome {
+  if (messages.length === 0) {
+    return { kind: "answer", response: new Response(null, { status: 200 }), note };
+  }
+  return { kind: "messages", messages, respond: () => new Response(null, { status: 200 }) };
 }
 
 const encoder = new TextEncoder();

@@ -55,6 +55,12 @@ export class ProviderState {
     this.#lastErrorAt = new Date(this.#now()).toISOString();
   }
 
+  /** The long connection failed: down, with `error` as the last error. */
+  connectionFailed(error: unknown): void {
+    this.#connected = false;
+    this.recordError(error);
+  }
+
   /** Counts messages that `allow_from`/`require_mention` dropped. */
   recordDropped(count: number): void {
     this.#dropped += count;

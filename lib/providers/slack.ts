@@ -14,8 +14,10 @@ import {
   configWhere,
   hmacSha256,
   jsonObject,
+  messagesOutcome,
   optionalSecretField,
   parseCommonConfig,
+  parseJsonBody,
   type ProviderContext,
   secretField,
   timingSafeEqual,
@@ -187,12 +189,7 @@ class SlackProvider implements Provider {
         note: "a slash command or interactive payload: acknowledged and ignored",
       };
     }
-    let payload: Json | undefined;
-    try {
-      payload = jsonObject(JSON.parse(new TextDecoder().decode(body)));
-    } catch {
-      payload = undefined;
-    }
+    const payload = parseJsonBody(body);
     if (!payload) return { kind: "rejected", status: 400, reason: "the body is not a JSON object" };
     if (payload.type === "url_verification") {
       return {
@@ -202,10 +199,7 @@ class SlackProvider implements Provider {
       };
     }
     const { messages, note } = this.parsePayload(payload);
-    if (messages.length === 0) {
-      return { kind: "answer", response: new Response(null, { status: 200 }), note };
-    }
-    return { kind: "messages", messages, respond: () => new Response(null, { status: 200 }) };
+    return messagesOutcome(messages, note ?? "");
   }
 
   /** Why the request is refused, or `null` when its signature holds. */

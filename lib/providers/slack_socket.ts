@@ -58,8 +58,7 @@ export async function runSlackSocket(options: SlackSocketOptions): Promise<void>
     signal: options.signal,
     delay: options.delay,
     onError: (error, waitMs) => {
-      state.setConnected(false);
-      state.recordError(error);
+      state.connectionFailed(error);
       log.warn(
         `provider ${name}: Slack Socket Mode: ${(error as Error).message}; ` +
           `reconnecting in ${Math.round(waitMs / 1000)} s`,

@@ -16,8 +16,10 @@ import {
   type CommonProviderConfig,
   configWhere,
   jsonObject,
+  messagesOutcome,
   optionalSecretField,
   parseCommonConfig,
+  parseJsonBody,
   type ProviderContext,
   requestPlatform,
   retryAfterMs,
@@ -265,24 +267,12 @@ class TelegramProvider implements Provider {
         reason: "X-Telegram-Bot-Api-Secret-Token is missing or wrong",
       };
     }
-    let update: Json | undefined;
-    try {
-      update = jsonObject(JSON.parse(new TextDecoder().decode(body)));
-    } catch {
-      update = undefined;
-    }
+    const update = parseJsonBody(body);
     if (!update || typeof update.update_id !== "number") {
       return { kind: "rejected", status: 400, reason: "the body is not a Telegram update" };
     }
     const messages = await this.#messagesOf([update]);
-    if (messages.length === 0) {
-      return {
-        kind: "answer",
-        response: new Response(null, { status: 200 }),
-        note: "no message taken from this update",
-      };
-    }
-    return { kind: "messages", messages, respond: () => new Response(null, { status: 200 }) };
+    return messagesOutcome(messages, "no message taken from this update");
   }
 
   /** The messages of a batch of updates, after the provider's filters. */
@@ -339,8 +329,7 @@ class TelegramProvider implements Provider {
       signal,
       delay: this.#context.reconnectDelay,
       onError: (error, waitMs) => {
-        this.#state.setConnected(false);
-        this.#state.recordError(error);
+        this.#state.connectionFailed(error);
         this.#log.warn(
           `provider ${this.name}: Telegram getUpdates: ${(error as Error).message}; ` +
             `trying again in ${Math.round(waitMs / 1000)} s`,

@@ -10,6 +10,7 @@
 import { hmacSha256, toHex } from "../../lib/providers/mod.ts";
 import { eventually } from "../helpers/mail.ts";
 import { leaseTestPort } from "../helpers/ports.ts";
+import { Injections } from "./injections.ts";
 import { TcpRelay } from "./tcp_relay.ts";
 
 type Json = Record<string, unknown>;
@@ -56,7 +57,7 @@ export class FakeSlack {
   connections = 0;
   readonly #server: Deno.HttpServer;
   readonly #relay: TcpRelay;
-  readonly #injected = new Map<string, SlackInjected[]>();
+  readonly #injected = new Injections<SlackInjected>();
   #socket: WebSocket | null = null;
   #envelopes = 0;
   #posted = 0;
@@ -86,9 +87,7 @@ export class FakeSlack {
 
   /** Makes the next call of `method` answer `answer` (queued in order). */
   inject(method: string, answer: SlackInjected): void {
-    const queue = this.#injected.get(method) ?? [];
-    queue.push(answer);
-    this.#injected.set(method, queue);
+    this.#injected.add(method, answer);
   }
 
   async #handle(request: Request): Promise<Response> {
@@ -104,7 +103,7 @@ export class FakeSlack {
       body = { unparsed: text };
     }
     this.calls.push({ method, token, body });
-    const injected = this.#injected.get(method)?.shift();
+    const injected = this.#injected.take(method);
     if (injected) {
       const status = injected.status ?? 200;
       const answer = injected.body ?? (status === 429 ? { ok: false, error: "ratelimited" } : {});
@@ -212,6 +211,11 @@ export class FakeSlack {
   /** Cuts the Socket Mode connection without a word (no disconnect, no close frame). */
   drop(): void {
     this.#relay.cut();
+  }
+
+  /** Stops the fake (`await using fake = await Fake….start()` does it at the end of the block). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   /** Stops the fake. */

@@ -7,6 +7,7 @@
  */
 import { eventually } from "../helpers/mail.ts";
 import { leaseTestPort } from "../helpers/ports.ts";
+import { Injections } from "./injections.ts";
 
 type Json = Record<string, unknown>;
 
@@ -36,7 +37,7 @@ export class FakeTelegram {
   /** How long an empty `getUpdates` holds at most (ms), whatever its `timeout`. */
   holdMs = 30_000;
   readonly #server: Deno.HttpServer;
-  readonly #injected = new Map<string, TelegramInjected[]>();
+  readonly #injected = new Injections<TelegramInjected>();
   #updates: Json[] = [];
   #nextUpdateId = 1000;
   #nextMessageId = 1;
@@ -80,9 +81,7 @@ export class FakeTelegram {
 
   /** Makes the next call of `method` answer `answer` (queued in order). */
   inject(method: string, answer: TelegramInjected): void {
-    const queue = this.#injected.get(method) ?? [];
-    queue.push(answer);
-    this.#injected.set(method, queue);
+    this.#injected.add(method, answer);
   }
 
   /** Waits until `getUpdates` has been called `n` times. */
@@ -103,7 +102,7 @@ export class FakeTelegram {
     }
     this.calls.push({ method, params });
     if (token !== FAKE_TELEGRAM.token) return this.#error(401, "Unauthorized");
-    const injected = this.#injected.get(method)?.shift();
+    const injected = this.#injected.take(method);
     if (injected) {
       const code = typeof injected.body.error_code === "number" ? injected.body.error_code : 200;
       return Response.json(injected.body, { status: injected.status ?? code });
@@ -182,6 +181,11 @@ export class FakeTelegram {
       { ok: false, error_code: code, description, ...(parameters ? { parameters } : {}) },
       { status: code },
     );
+  }
+
+  /** Stops the fake (`await using fake = await Fake….start()` does it at the end of the block). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   /** Stops the fake. */
