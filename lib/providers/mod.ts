@@ -5,6 +5,7 @@
  *
  * @module
  */
+export type { Logger } from "../log/mod.ts";
 export * from "./connection.ts";
 export * from "./slack.ts";
 export * from "./telegram.ts";
