@@ -43,6 +43,7 @@ export const FAKE_SLACK = {
   botId: "BBOT",
   appId: "AAPP",
   teamId: "TTEAM",
+  signingSecret: "test-signing-secret",
 } as const;
 
 /** A running fake Slack. */
@@ -78,6 +79,18 @@ export class FakeSlack {
     );
     fake = new FakeSlack(server, await TcpRelay.start(port), port);
     return fake;
+  }
+
+  /** A `providers.<name>` entry of `type: "slack"` that talks to this fake. */
+  config(extra: Json = {}): Json {
+    return {
+      type: "slack",
+      signing_secret: FAKE_SLACK.signingSecret,
+      bot_token: FAKE_SLACK.botToken,
+      app_token: FAKE_SLACK.appToken,
+      api_base: this.apiBase,
+      ...extra,
+    };
   }
 
   /** The `chat.postMessage` bodies received. */

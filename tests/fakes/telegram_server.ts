@@ -61,6 +61,11 @@ export class FakeTelegram {
     return fake;
   }
 
+  /** A `providers.<name>` entry of `type: "telegram"` that talks to this fake. */
+  config(extra: Json = {}): Json {
+    return { type: "telegram", bot_token: FAKE_TELEGRAM.token, api_base: this.apiBase, ...extra };
+  }
+
   /** The parameters of each `getUpdates` call. */
   get polls(): Json[] {
     return this.calls.filter((c) => c.method === "getUpdates").map((c) => c.params);
