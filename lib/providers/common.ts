@@ -7,7 +7,12 @@
  */
 import { ConfigError, resolveSecret } from "../config/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { type ChatMessage, ProviderError, type ProviderType } from "./provider.ts";
+import {
+  type ChatMessage,
+  ProviderError,
+  type ProviderType,
+  type WebhookOutcome,
+} from "./provider.ts";
 
 /** What the mail service hands a platform module when it creates a provider. */
 export interface ProviderContext {
@@ -19,6 +24,11 @@ export interface ProviderContext {
   log?: Logger;
   /** Reads an environment variable, for `"env:NAME"` secrets (default `Deno.env.get`). */
   env?: (name: string) => string | undefined;
+  /**
+   * The delay before reconnect attempt `attempt` of a long connection
+   * (default {@link reconnectDelayMs}; tests pass a short one).
+   */
+  reconnectDelay?: (attempt: number) => number;
 }
 
 /** The fields every `config.json` `providers.<name>` entry may have. */
@@ -133,6 +143,26 @@ export function optionalSecretField(
 }
 
 /**
+ * The messages of a batch that pass {@link admitMessage}; each one dropped
+ * gets a log line (provider, message id and why: never its text).
+ */
+export function admitMessages(
+  config: CommonProviderConfig,
+  messages: readonly ChatMessage[],
+  log?: Logger,
+): ChatMessage[] {
+  return messages.filter((message) => {
+    const verdict = admitMessage(config, message);
+    if (!verdict.ok) {
+      log?.info(
+        `provider ${config.name}: dropped message ${message.message_id}: ${verdict.reason}`,
+      );
+    }
+    return verdict.ok;
+  });
+}
+
+/**
  * Whether a message passes the provider's `allow_from` and `require_mention`
  * filters (`require_mention` applies to group conversations only), and if
  * not, why (for the log line: ids only, never text).
@@ -148,6 +178,34 @@ export function admitMessage(
     return { ok: false, reason: `no mention of the bot in group ${message.session.id}` };
   }
   return { ok: true };
+}
+
+/** `value` when it is a JSON object (not an array, not `null`), else `undefined`. */
+export function jsonObject(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? value as Record<string, unknown>
+    : undefined;
+}
+
+/** A webhook body's JSON object, or `undefined` when it is not UTF-8 JSON holding an object. */
+export function parseJsonBody(body: Uint8Array): Record<string, unknown> | undefined {
+  try {
+    return jsonObject(JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body)));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The outcome of a verified webhook request: the messages to store (answered
+ * 200 once they are durable), or, when none is taken, 200 at once with
+ * `note` saying why.
+ */
+export function messagesOutcome(messages: ChatMessage[], note: string): WebhookOutcome {
+  if (messages.length === 0) {
+    return { kind: "answer", response: new Response(null, { status: 200 }), note };
+  }
+  return { kind: "messages", messages, respond: () => new Response(null, { status: 200 }) };
 }
 
 const encoder = new TextEncoder();
@@ -217,6 +275,12 @@ export interface CallPlatformOptions {
   platform: string;
   /** What the call does, for messages (`chat.postMessage`). */
   what: string;
+  /**
+   * Secrets that may appear in the URL (Telegram puts its bot token there):
+   * masked as `***` in the error of a failed request, which then does not
+   * keep the runtime's own error (it names the URL) as its `cause`.
+   */
+  redact?: readonly string[];
   /** The HTTP client (default `fetch`). */
   fetch?: typeof fetch;
   /** Give up after this long (ms, default 10000). */
@@ -233,6 +297,55 @@ export function retryAfterMs(header: string | null, now: number = Date.now()): n
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
+/** `text` with every occurrence of each secret replaced by `***`. */
+export function redactSecrets(text: string, secrets: readonly string[] = []): string {
+  let out = text;
+  for (const secret of secrets) if (secret !== "") out = out.split(secret).join("***");
+  return out;
+}
+
+/**
+ * Why a `fetch` failed, in words, without the URL the runtime puts in its
+ * message (`error sending request for url (…)`) and without `secrets`.
+ */
+export function describeFetchError(error: unknown, secrets: readonly string[] = []): string {
+  const cause = (error as { cause?: unknown })?.cause;
+  const raw = cause instanceof Error ? cause.message : String((error as Error)?.message ?? error);
+  const text = raw.replace(/error sending request for url \([^)]*\):?\s*/i, "")
+    .replace(/https?:\/\/\S+/g, "<url>");
+  return redactSecrets(text, secrets) || "network error";
+}
+
+/**
+ * Sends one HTTP request to a platform API within `options.timeoutMs` and
+ * returns the response, whatever its status (its body is read within the
+ * same time limit). A network error, a timeout or a cancel is a retryable
+ * {@link ProviderError} that says which, never with the URL or a secret.
+ *
+ * @throws {ProviderError} when no answer came.
+ */
+export async function fetchPlatform(
+  url: string,
+  init: RequestInit,
+  options: CallPlatformOptions,
+): Promise<Response> {
+  const timeout = AbortSignal.timeout(options.timeoutMs ?? 10_000);
+  const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+  try {
+    return await (options.fetch ?? fetch)(url, { ...init, signal });
+  } catch (error) {
+    const why = options.signal?.aborted
+      ? "cancelled"
+      : timeout.aborted
+      ? "timed out"
+      : describeFetchError(error, options.redact);
+    throw new ProviderError(`${options.platform} ${options.what} failed: ${why}`, {
+      retryable: true,
+      cause: options.redact ? new Error(why) : error,
+    });
+  }
+}
+
 /**
  * Makes one HTTP call to a platform API and returns its JSON body. A
  * network error, a timeout, a 429 (with its `Retry-After`) and a 5xx are
@@ -247,16 +360,8 @@ export async function callPlatform(
   init: RequestInit,
   options: CallPlatformOptions,
 ): Promise<Record<string, unknown>> {
-  const timeout = AbortSignal.timeout(options.timeoutMs ?? 10_000);
-  const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
   const label = `${options.platform} ${options.what}`;
-  let response: Response;
-  try {
-    response = await (options.fetch ?? fetch)(url, { ...init, signal });
-  } catch (error) {
-    const why = timeout.aborted ? "timed out" : (error as Error).message;
-    throw new ProviderError(`${label} failed: ${why}`, { retryable: true, cause: error });
-  }
+  const response = await fetchPlatform(url, init, options);
   const text = await response.text().catch(() => "");
   let body: unknown = null;
   try {
@@ -283,6 +388,38 @@ export async function callPlatform(
     });
   }
   return body as Record<string, unknown>;
+}
+
+/** A platform's HTTP answer, whatever its status (from {@link requestPlatform}). */
+export interface PlatformResponse {
+  /** The HTTP status. */
+  status: number;
+  /** The response headers. */
+  headers: Headers;
+  /** The body when it is a JSON object, else `null`. */
+  body: Record<string, unknown> | null;
+}
+
+/**
+ * Makes one HTTP call to a platform API and returns its status and JSON
+ * body whatever the status, for platforms that put their error in the body
+ * of a 4xx (Telegram's `error_code`, `description`, `parameters`).
+ *
+ * @throws {ProviderError} when no answer came ({@link fetchPlatform}).
+ */
+export async function requestPlatform(
+  url: string,
+  init: RequestInit,
+  options: CallPlatformOptions,
+): Promise<PlatformResponse> {
+  const response = await fetchPlatform(url, init, options);
+  let body: unknown = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null; // not JSON, or the body did not arrive in time
+  }
+  return { status: response.status, headers: response.headers, body: jsonObject(body) ?? null };
 }
 
 /**

@@ -5,5 +5,9 @@
  *
  * @module
  */
+export type { Logger } from "../log/mod.ts";
+export * from "./connection.ts";
+export * from "./slack.ts";
+export * from "./telegram.ts";
 export * from "./provider.ts";
 export * from "./common.ts";

@@ -122,6 +122,8 @@ export interface ProviderStatus {
   last_error?: string;
   /** When the last error happened. */
   last_error_at?: string;
+  /** Messages dropped by `allow_from`/`require_mention` since the provider was created. */
+  dropped?: number;
 }
 
 /** One configured platform connection (`config.json` `providers.<name>`). */
@@ -141,7 +143,7 @@ export interface Provider {
    * Runs the long connection until `signal` aborts: opens it, hands each
    * batch of messages to `sink` and acknowledges them to the platform only
    * after `sink` resolved, reconnects with backoff on errors and
-   * disconnects. Absent in webhook-only providers.
+   * disconnects. Absent in webhook mode and in webhook-only providers.
    */
   connect?(sink: MessageSink, signal: AbortSignal): Promise<void>;
   /**
