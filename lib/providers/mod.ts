@@ -7,3 +7,6 @@
  */
 export * from "./provider.ts";
 export * from "./common.ts";
+export * from "./access_token.ts";
+export * from "./lark.ts";
+export * from "./lark_events.ts";
