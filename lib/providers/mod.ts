@@ -10,3 +10,6 @@ export * from "./common.ts";
 export * from "./access_token.ts";
 export * from "./lark.ts";
 export * from "./lark_events.ts";
+export * from "./dingtalk.ts";
+export * from "./dingtalk_messages.ts";
+export * from "./dingtalk_stream.ts";

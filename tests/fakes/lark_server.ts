@@ -94,10 +94,10 @@ export class FakeLark {
 
   /** Starts the fake on a leased port. */
   static async start(options: FakeLarkOptions = {}): Promise<FakeLark> {
-    let fake: FakeLark | undefined;
-    const http = await FakeHttp.start((r) => fake!.#handle(r));
-    fake = new FakeLark(http, options);
-    return fake;
+    const box: { fake?: FakeLark } = {};
+    const http = await FakeHttp.start((r) => box.fake!.#handle(r));
+    box.fake = new FakeLark(http, options);
+    return box.fake;
   }
 
   /** Makes every token issued so far invalid (as after the platform rotated it). */
