@@ -6,6 +6,12 @@
  * @module
  */
 
+/** A platform's `expire`/`expireIn` (seconds) as ms, or `fallbackS` when it is not a positive number. */
+export function expiresInMs(seconds: unknown, fallbackS = 3600): number {
+  const s = Number(seconds);
+  return (Number.isFinite(s) && s > 0 ? s : fallbackS) * 1000;
+}
+
 /** A token as the platform issued it. */
 export interface IssuedToken {
   /** The token. */
@@ -70,6 +76,25 @@ export class AccessTokenCache {
    */
   invalidate(token?: string): void {
     if (token === undefined || this.#current?.token === token) this.#current = null;
+  }
+
+  /**
+   * Runs `call` with a valid token; when it fails and `rejected(error)` says
+   * the platform no longer accepts that token, forgets it and runs `call`
+   * once more with a new one.
+   */
+  async use<T>(
+    call: (token: string) => Promise<T>,
+    rejected: (error: unknown) => boolean,
+  ): Promise<T> {
+    const token = await this.get();
+    try {
+      return await call(token);
+    } catch (error) {
+      if (!rejected(error)) throw error;
+      this.invalidate(token);
+      return await call(await this.get());
+    }
   }
 
   async #refresh(): Promise<string> {

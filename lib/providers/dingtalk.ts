@@ -10,9 +10,8 @@
 import { ConfigError } from "../config/mod.ts";
 import { jsonResponse } from "../http/mod.ts";
 import { VERSION } from "../version/mod.ts";
-import { AccessTokenCache } from "./access_token.ts";
+import { AccessTokenCache, expiresInMs } from "./access_token.ts";
 import {
-  admitMessage,
   baseUrl,
   callPlatform,
   type CommonProviderConfig,
@@ -28,6 +27,7 @@ import {
   dingTalkMessageToChat,
   dingTalkSign,
 } from "./dingtalk_messages.ts";
+import { ProviderHealth } from "./health.ts";
 import { runDingTalkStream } from "./dingtalk_stream.ts";
 import {
   type ChatMessage,
@@ -137,9 +137,7 @@ class DingTalkProvider implements Provider {
   #fetch: typeof fetch;
   #now: () => number;
   #tokens: AccessTokenCache;
-  #connected = false;
-  #lastError: { message: string; at: string } | undefined;
-  #dropped = 0;
+  #health: ProviderHealth;
 
   constructor(config: DingTalkConfig, context: ProviderContext) {
     this.name = config.name;
@@ -149,6 +147,11 @@ class DingTalkProvider implements Provider {
     this.#fetch = context.fetch ?? fetch;
     this.#now = context.now ?? Date.now;
     this.#tokens = new AccessTokenCache(() => this.#fetchAccessToken(), { now: this.#now });
+    this.#health = new ProviderHealth(config, {
+      longConnection: config.mode === "stream",
+      now: this.#now,
+      log: context.log,
+    });
     if (config.mode === "stream") this.connect = (sink, signal) => this.#stream(sink, signal);
   }
 
@@ -196,7 +199,7 @@ class DingTalkProvider implements Provider {
     try {
       return await this.#send(message, signal);
     } catch (error) {
-      this.#noteError((error as Error).message);
+      this.#health.error((error as Error).message);
       throw error;
     }
   }
@@ -218,36 +221,21 @@ class DingTalkProvider implements Provider {
           `(robot code ${this.#config.robotCode})`,
       };
     } catch (error) {
-      this.#noteError((error as Error).message);
+      this.#health.error((error as Error).message);
       return { ok: false, detail: (error as Error).message };
     }
   }
 
   status(): ProviderStatus {
-    return {
-      connected: this.mode === "stream" ? this.#connected : null,
-      ...(this.#lastError
-        ? { last_error: this.#lastError.message, last_error_at: this.#lastError.at }
-        : {}),
-      dropped: this.#dropped,
-    };
-  }
-
-  #noteError(message: string): void {
-    this.#lastError = { message, at: new Date(this.#now()).toISOString() };
+    return this.#health.status();
   }
 
   /** A robot message as a chat message, or why it is not taken (filters applied). */
   #take(robotMessage: Record<string, unknown>): ChatMessage | { skip: string } {
     const message = dingTalkMessageToChat(robotMessage);
     if ("skip" in message) return message;
-    const admitted = admitMessage(this.#config, message);
-    if (admitted.ok) return message;
-    this.#dropped++;
-    this.#context.log?.info(
-      `${this.name}: dropped message ${message.message_id}: ${admitted.reason}`,
-    );
-    return { skip: `dropped: ${admitted.reason}` };
+    const admitted = this.#health.admit(message);
+    return admitted.ok ? message : { skip: `dropped: ${admitted.reason}` };
   }
 
   #stream(sink: MessageSink, signal: AbortSignal): Promise<void> {
@@ -261,8 +249,8 @@ class DingTalkProvider implements Provider {
       fetch: this.#fetch,
       log: this.#context.log,
       onState: (connected, error) => {
-        this.#connected = connected;
-        if (error) this.#noteError(error);
+        this.#health.connected = connected;
+        if (error) this.#health.error(error);
       },
       handle: async (data) => {
         let robotMessage: unknown;
@@ -284,7 +272,7 @@ class DingTalkProvider implements Provider {
           return true;
         } catch (error) {
           const why = `message ${message.message_id} not stored: ${(error as Error).message}`;
-          this.#noteError(why);
+          this.#health.error(why);
           this.#context.log?.warn(`${this.name}: ${why}; DingTalk will deliver it again`);
           return false;
         }
@@ -312,16 +300,13 @@ class DingTalkProvider implements Provider {
         ),
       },
     );
-    const token = body.accessToken, expireIn = Number(body.expireIn);
+    const token = body.accessToken;
     if (typeof token !== "string" || token === "") {
       throw new ProviderError("DingTalk oauth2/accessToken answered without a token", {
         retryable: true,
       });
     }
-    return {
-      token,
-      expiresInMs: (Number.isFinite(expireIn) && expireIn > 0 ? expireIn : 3600) * 1000,
-    };
+    return { token, expiresInMs: expiresInMs(body.expireIn) };
   }
 
   async #send(message: OutboundChatMessage, signal?: AbortSignal): Promise<SendResult> {
@@ -431,16 +416,15 @@ class DingTalkProvider implements Provider {
   }
 
   /** Calls an OpenAPI with the access token; a token DingTalk rejects is replaced once. */
-  async #callApi(
+  #callApi(
     path: string,
     what: string,
     payload: unknown,
     signal?: AbortSignal,
   ): Promise<Record<string, unknown>> {
-    for (let attempt = 1;; attempt++) {
-      const token = await this.#tokens.get();
-      try {
-        return await callPlatform(`${this.#config.apiBase}${path}`, {
+    return this.#tokens.use(
+      (token) =>
+        callPlatform(`${this.#config.apiBase}${path}`, {
           method: "POST",
           headers: {
             "content-type": "application/json",
@@ -454,13 +438,11 @@ class DingTalkProvider implements Provider {
           fetch: this.#fetch,
           signal,
           platformFault: dingTalkFault(),
-        });
-      } catch (error) {
-        const code = error instanceof ProviderError ? error.platformError ?? "" : "";
-        if (attempt > 1 || !code.startsWith("InvalidAuthentication")) throw error;
-        this.#tokens.invalidate(token);
-      }
-    }
+        }),
+      (error) =>
+        error instanceof ProviderError &&
+        (error.platformError ?? "").startsWith("InvalidAuthentication"),
+    );
   }
 }
 

@@ -6,6 +6,7 @@
  * @module
  */
 import { hmacSha256, type PlatformFault, toBase64 } from "./common.ts";
+import { asRecord } from "./health.ts";
 import type { ChatMessage } from "./provider.ts";
 
 /** The stream topic (and callback) of messages sent to a robot. */
@@ -23,12 +24,6 @@ export async function dingTalkSign(timestamp: string, secret: string): Promise<s
   return toBase64(await hmacSha256(secret, `${timestamp}\n${secret}`));
 }
 
-function record(value: unknown): Record<string, unknown> | undefined {
-  return typeof value === "object" && value !== null && !Array.isArray(value)
-    ? value as Record<string, unknown>
-    : undefined;
-}
-
 function str(value: unknown): string | undefined {
   if (typeof value === "number") return String(value);
   return typeof value === "string" && value !== "" ? value : undefined;
@@ -37,15 +32,15 @@ function str(value: unknown): string | undefined {
 /** The text of a robot message: text and rich text as text, other kinds as a `[kind]` placeholder. */
 export function dingTalkMessageText(message: Record<string, unknown>): string {
   const type = str(message.msgtype) ?? "text";
-  const content = record(message.content) ?? {};
+  const content = asRecord(message.content) ?? {};
   switch (type) {
     case "text":
-      return String(record(message.text)?.content ?? "").trim();
+      return String(asRecord(message.text)?.content ?? "").trim();
     case "richText": {
       const parts = Array.isArray(content.richText) ? content.richText : [];
       return parts
         .map((part) => {
-          const p = record(part) ?? {};
+          const p = asRecord(part) ?? {};
           if (typeof p.text === "string") return p.text;
           return p.type === "picture" || p.downloadCode || p.pictureDownloadCode ? "[picture]" : "";
         })
@@ -136,7 +131,7 @@ export function dingTalkFault(
   hint?: string,
 ): (body: unknown, response: Response) => PlatformFault | undefined {
   return (body, response) => {
-    const b = record(body) ?? {};
+    const b = asRecord(body) ?? {};
     if (typeof b.errcode === "number" && b.errcode !== 0) {
       const tooFast = b.errcode === ROBOT_TOO_FAST;
       return {

@@ -8,9 +8,8 @@
  */
 import { ConfigError } from "../config/mod.ts";
 import { jsonResponse } from "../http/mod.ts";
-import { AccessTokenCache } from "./access_token.ts";
+import { AccessTokenCache, expiresInMs } from "./access_token.ts";
 import {
-  admitMessage,
   baseUrl,
   callPlatform,
   type CommonProviderConfig,
@@ -23,6 +22,7 @@ import {
   timingSafeEqual,
   toBase64,
 } from "./common.ts";
+import { ProviderHealth } from "./health.ts";
 import { decryptLarkEvent, larkEventToMessage, larkSignature } from "./lark_events.ts";
 import {
   type CheckResult,
@@ -174,8 +174,7 @@ class LarkProvider implements Provider {
   #tokens: AccessTokenCache;
   #botOpenId: string | undefined;
   #botLookupAfter = 0;
-  #lastError: { message: string; at: string } | undefined;
-  #dropped = 0;
+  #health: ProviderHealth;
 
   constructor(config: LarkConfig, context: ProviderContext) {
     this.name = config.name;
@@ -184,6 +183,11 @@ class LarkProvider implements Provider {
     this.#fetch = context.fetch ?? fetch;
     this.#now = context.now ?? Date.now;
     this.#botOpenId = config.botOpenId;
+    this.#health = new ProviderHealth(config, {
+      longConnection: false,
+      now: this.#now,
+      log: context.log,
+    });
     this.#tokens = new AccessTokenCache(() => this.#fetchTenantToken(), { now: this.#now });
   }
 
@@ -254,12 +258,8 @@ class LarkProvider implements Provider {
     if ("skip" in message) {
       return { kind: "answer", response: jsonResponse({}), note: message.skip };
     }
-    const admitted = admitMessage(config, message);
+    const admitted = this.#health.admit(message);
     if (!admitted.ok) {
-      this.#dropped++;
-      this.#context.log?.info(
-        `${this.name}: dropped message ${message.message_id}: ${admitted.reason}`,
-      );
       return { kind: "answer", response: jsonResponse({}), note: `dropped: ${admitted.reason}` };
     }
     return { kind: "messages", messages: [message], respond: () => jsonResponse({}) };
@@ -276,7 +276,7 @@ class LarkProvider implements Provider {
         { retryable: false },
       );
     } catch (error) {
-      this.#noteError(error);
+      this.#health.error((error as Error).message);
       throw error;
     }
   }
@@ -301,26 +301,13 @@ class LarkProvider implements Provider {
         } (${bot.open_id ?? "no open_id: enable the bot capability"})`,
       };
     } catch (error) {
-      this.#noteError(error);
+      this.#health.error((error as Error).message);
       return { ok: false, detail: (error as Error).message };
     }
   }
 
   status(): ProviderStatus {
-    return {
-      connected: null,
-      ...(this.#lastError
-        ? { last_error: this.#lastError.message, last_error_at: this.#lastError.at }
-        : {}),
-      dropped: this.#dropped,
-    };
-  }
-
-  #noteError(error: unknown): void {
-    this.#lastError = {
-      message: (error as Error).message,
-      at: new Date(this.#now()).toISOString(),
-    };
+    return this.#health.status();
   }
 
   async #fetchTenantToken(): Promise<{ token: string; expiresInMs: number }> {
@@ -339,27 +326,26 @@ class LarkProvider implements Provider {
         platformFault: larkFault(`check app_id and app_secret in ${configWhere(this.name)}`),
       },
     );
-    const token = body.tenant_access_token, expire = Number(body.expire);
+    const token = body.tenant_access_token;
     if (typeof token !== "string" || token === "") {
       throw new ProviderError("Lark tenant_access_token answered without a token", {
         retryable: true,
       });
     }
-    return { token, expiresInMs: (Number.isFinite(expire) && expire > 0 ? expire : 3600) * 1000 };
+    return { token, expiresInMs: expiresInMs(body.expire) };
   }
 
   /** Calls an API with the tenant token; a token Lark calls invalid is replaced once. */
-  async #callApi(
+  #callApi(
     method: string,
     path: string,
     what: string,
     payload: unknown,
     signal?: AbortSignal,
   ): Promise<Record<string, unknown>> {
-    for (let attempt = 1;; attempt++) {
-      const token = await this.#tokens.get();
-      try {
-        return await callPlatform(
+    return this.#tokens.use(
+      (token) =>
+        callPlatform(
           `${this.#config.apiBase}${path}`,
           {
             method,
@@ -370,13 +356,9 @@ class LarkProvider implements Provider {
             body: payload === undefined ? undefined : JSON.stringify(payload),
           },
           { platform: "Lark", what, fetch: this.#fetch, signal, platformFault: larkFault() },
-        );
-      } catch (error) {
-        const code = platformCode(error);
-        if (attempt > 1 || code === undefined || !TOKEN_INVALID_CODES.has(code)) throw error;
-        this.#tokens.invalidate(token);
-      }
-    }
+        ),
+      (error) => TOKEN_INVALID_CODES.has(platformCode(error) ?? 0),
+    );
   }
 
   async #botInfo(signal?: AbortSignal): Promise<{ open_id?: string; app_name?: string }> {

@@ -6,6 +6,7 @@
  * @module
  */
 import { fromBase64, sha256, toHex } from "./common.ts";
+import { asRecord } from "./health.ts";
 import type { ChatMessage, ChatSessionType } from "./provider.ts";
 
 const encoder = new TextEncoder();
@@ -93,12 +94,6 @@ export interface LarkMention {
   name?: string;
 }
 
-function record(value: unknown): Record<string, unknown> | undefined {
-  return typeof value === "object" && value !== null && !Array.isArray(value)
-    ? value as Record<string, unknown>
-    : undefined;
-}
-
 function str(value: unknown): string | undefined {
   return typeof value === "string" && value !== "" ? value : undefined;
 }
@@ -106,9 +101,9 @@ function str(value: unknown): string | undefined {
 function mentionList(value: unknown): LarkMention[] {
   if (!Array.isArray(value)) return [];
   return value.flatMap((m) => {
-    const r = record(m);
+    const r = asRecord(m);
     const key = str(r?.key);
-    return key ? [{ key, id: record(r?.id), name: str(r?.name) } as LarkMention] : [];
+    return key ? [{ key, id: asRecord(r?.id), name: str(r?.name) } as LarkMention] : [];
   });
 }
 
@@ -186,13 +181,13 @@ export function flattenPost(
   // A received post is `{title, content}`; a post as sent may be wrapped by locale.
   const body = Array.isArray(post.content)
     ? post
-    : Object.values(post).map(record).find((v) => Array.isArray(v?.content)) ?? post;
+    : Object.values(post).map(asRecord).find((v) => Array.isArray(v?.content)) ?? post;
   const lines: string[] = [];
   if (str(body.title)) lines.push(body.title as string);
   for (const paragraph of Array.isArray(body.content) ? body.content : []) {
     if (!Array.isArray(paragraph)) continue;
     const line = paragraph
-      .map((e) => record(e))
+      .map((e) => asRecord(e))
       .filter((e): e is Record<string, unknown> => e !== undefined)
       .map((e) => postElementText(e, mentions, botOpenId))
       .join("");
@@ -210,7 +205,7 @@ export function larkMessageText(
 ): string {
   let parsed: Record<string, unknown> | undefined;
   try {
-    parsed = record(JSON.parse(content));
+    parsed = asRecord(JSON.parse(content));
   } catch {
     parsed = undefined;
   }
@@ -249,16 +244,16 @@ export function larkEventToMessage(
   envelope: Record<string, unknown>,
   botOpenId?: string,
 ): ChatMessage | LarkSkip {
-  const header = record(envelope.header) ?? {};
-  const event = record(envelope.event) ?? {};
-  const message = record(event.message);
-  const sender = record(event.sender);
+  const header = asRecord(envelope.header) ?? {};
+  const event = asRecord(envelope.event) ?? {};
+  const message = asRecord(event.message);
+  const sender = asRecord(event.sender);
   const messageId = str(message?.message_id);
   const chatId = str(message?.chat_id);
   if (!message || !messageId || !chatId) {
     return { skip: "a message event without message_id or chat_id" };
   }
-  const senderIds = record(sender?.sender_id) ?? {};
+  const senderIds = asRecord(sender?.sender_id) ?? {};
   const senderId = str(senderIds.open_id) ?? str(senderIds.union_id) ?? str(senderIds.user_id);
   if (!senderId) return { skip: `message ${messageId} has no sender id` };
   if (botOpenId && senderId === botOpenId) return { skip: `message ${messageId} is the bot's own` };

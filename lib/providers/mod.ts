@@ -13,3 +13,4 @@ export * from "./lark_events.ts";
 export * from "./dingtalk.ts";
 export * from "./dingtalk_messages.ts";
 export * from "./dingtalk_stream.ts";
+export * from "./health.ts";
