@@ -28,6 +28,7 @@ import {
   dingTalkSign,
 } from "./dingtalk_messages.ts";
 import { ProviderHealth } from "./health.ts";
+import { jsonObject } from "./json_value.ts";
 import { runDingTalkStream } from "./dingtalk_stream.ts";
 import {
   type ChatMessage,
@@ -179,16 +180,11 @@ class DingTalkProvider implements Provider {
         reason: "the timestamp is more than 1 hour from now",
       };
     }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(new TextDecoder().decode(body));
-    } catch {
-      parsed = null;
-    }
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    const robotMessage = jsonObject(new TextDecoder().decode(body));
+    if (!robotMessage) {
       return { kind: "rejected", status: 400, reason: "the body is not a robot message" };
     }
-    const message = this.#take(parsed as Record<string, unknown>);
+    const message = this.#take(robotMessage);
     if ("skip" in message) {
       return { kind: "answer", response: jsonResponse({}), note: message.skip };
     }
@@ -253,19 +249,14 @@ class DingTalkProvider implements Provider {
         if (error) this.#health.error(error);
       },
       handle: async (data) => {
-        let robotMessage: unknown;
-        try {
-          robotMessage = JSON.parse(data);
-        } catch {
-          robotMessage = null;
-        }
-        if (typeof robotMessage !== "object" || robotMessage === null) {
+        const robotMessage = jsonObject(data);
+        if (!robotMessage) {
           this.#context.log?.warn(
             `${this.name}: a stream callback is not a robot message; dropped`,
           );
           return true;
         }
-        const message = this.#take(robotMessage as Record<string, unknown>);
+        const message = this.#take(robotMessage);
         if ("skip" in message) return true;
         try {
           await sink([message]);

@@ -65,10 +65,3 @@ export class ProviderHealth {
     };
   }
 }
-
-/** `value` when it is a JSON object (not null, not an array), else `undefined`. */
-export function asRecord(value: unknown): Record<string, unknown> | undefined {
-  return typeof value === "object" && value !== null && !Array.isArray(value)
-    ? value as Record<string, unknown>
-    : undefined;
-}

@@ -23,6 +23,7 @@ import {
   toBase64,
 } from "./common.ts";
 import { ProviderHealth } from "./health.ts";
+import { asRecord, jsonObject } from "./json_value.ts";
 import { decryptLarkEvent, larkEventToMessage, larkSignature } from "./lark_events.ts";
 import {
   type CheckResult,
@@ -215,28 +216,10 @@ class LarkProvider implements Provider {
         signed = true;
       }
     }
-    let envelope: Record<string, unknown>;
-    try {
-      envelope = JSON.parse(new TextDecoder().decode(body));
-      if (typeof envelope !== "object" || envelope === null) throw new Error("not an object");
-      if (config.encryptKey) {
-        if (typeof envelope.encrypt !== "string") {
-          return rejected("the event is not encrypted", 400);
-        }
-        envelope = JSON.parse(await decryptLarkEvent(config.encryptKey, envelope.encrypt));
-      } else if (envelope.encrypt !== undefined) {
-        return rejected(`the event is encrypted but ${this.name} has no encrypt_key`);
-      }
-      if (typeof envelope !== "object" || envelope === null) throw new Error("not an object");
-    } catch (error) {
-      const why = (error as Error).message;
-      return error instanceof SyntaxError || why === "not an object"
-        ? rejected("the body is not a Lark event", 400)
-        : rejected(why);
-    }
-    const header = typeof envelope.header === "object" && envelope.header !== null
-      ? envelope.header as Record<string, unknown>
-      : undefined;
+    const read = await this.#readEvent(body);
+    if ("outcome" in read) return read.outcome;
+    const envelope = read.event;
+    const header = asRecord(envelope.header);
     const token = header ? header.token : envelope.token;
     if (typeof token !== "string" || !timingSafeEqual(token, config.verificationToken)) {
       return rejected("the verification token does not match");
@@ -263,6 +246,32 @@ class LarkProvider implements Provider {
       return { kind: "answer", response: jsonResponse({}), note: `dropped: ${admitted.reason}` };
     }
     return { kind: "messages", messages: [message], respond: () => jsonResponse({}) };
+  }
+
+  /** The event in `body`: parsed, and decrypted when an encrypt key is set. */
+  async #readEvent(
+    body: Uint8Array,
+  ): Promise<{ event: Record<string, unknown> } | { outcome: WebhookOutcome }> {
+    const notEvent = { outcome: rejected("the body is not a Lark event", 400) };
+    const outer = jsonObject(new TextDecoder().decode(body));
+    if (!outer) return notEvent;
+    const key = this.#config.encryptKey;
+    if (!key) {
+      return outer.encrypt === undefined
+        ? { event: outer }
+        : { outcome: rejected(`the event is encrypted but ${this.name} has no encrypt_key`) };
+    }
+    if (typeof outer.encrypt !== "string") {
+      return { outcome: rejected("the event is not encrypted", 400) };
+    }
+    let plaintext: string;
+    try {
+      plaintext = await decryptLarkEvent(key, outer.encrypt);
+    } catch (error) {
+      return { outcome: rejected((error as Error).message) };
+    }
+    const event = jsonObject(plaintext);
+    return event ? { event } : notEvent;
   }
 
   async send(message: OutboundChatMessage, signal?: AbortSignal): Promise<SendResult> {
