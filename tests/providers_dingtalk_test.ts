@@ -3,6 +3,7 @@ import {
   type ChatMessage,
   createDingTalkProvider,
   dingTalkSign,
+  openStreamConnection,
   parseDingTalkConfig,
   type Provider,
   ProviderError,
@@ -490,4 +491,34 @@ Deno.test("dingtalk: config reads env: secrets and names the field at fault", ()
     createDingTalkProvider("ding", { type: "dingtalk", client_secret: "x" }).connect,
     undefined,
   );
+});
+
+Deno.test("dingtalk stream: ws_base replaces the endpoint's origin; the ticket is URL-encoded", async () => {
+  const seen: { url: string; body: unknown }[] = [];
+  const fakeFetch: typeof fetch = (input, init) => {
+    seen.push({ url: String(input), body: JSON.parse(String(init?.body)) });
+    return Promise.resolve(Response.json({
+      endpoint: "wss://wss-open-connection.dingtalk.com:443/connect",
+      ticket: "a+b/c=",
+    }));
+  };
+  const url = await openStreamConnection({
+    name: "ding",
+    apiBase: "https://proxy.example/dingtalk",
+    wsBase: "ws://127.0.0.1:18080",
+    clientId: "dingabc",
+    clientSecret: "s",
+    ua: "courier/test",
+    fetch: fakeFetch,
+    handle: () => Promise.resolve(true),
+    onState: () => {},
+  });
+  assert.equal(url, "ws://127.0.0.1:18080/connect?ticket=a%2Bb%2Fc%3D");
+  assert.equal(seen[0].url, "https://proxy.example/dingtalk/v1.0/gateway/connections/open");
+  assert.deepEqual(seen[0].body, {
+    clientId: "dingabc",
+    clientSecret: "s",
+    subscriptions: [{ type: "CALLBACK", topic: "/v1.0/im/bot/messages/get" }],
+    ua: "courier/test",
+  });
 });
