@@ -269,6 +269,18 @@ export function timingSafeEqual(a: string, b: string): boolean {
   return diff === 0;
 }
 
+/** A platform's own error found in an answer by {@link CallPlatformOptions.platformFault}. */
+export interface PlatformFault {
+  /** The platform's code and message as it said them (`99991400 request trigger frequency limit`). */
+  platformError: string;
+  /** Whether trying again later may succeed (default: only for HTTP 429 and 5xx). */
+  retryable?: boolean;
+  /** How long to wait before trying again (default: the `Retry-After` header). */
+  retryAfterMs?: number;
+  /** What to do about it, appended to the error's message (`check app_id and app_secret`). */
+  hint?: string;
+}
+
 /** Options of {@link callPlatform}. */
 export interface CallPlatformOptions {
   /** The platform, for messages (`Slack`). */
@@ -287,6 +299,13 @@ export interface CallPlatformOptions {
   timeoutMs?: number;
   /** Aborts the call. */
   signal?: AbortSignal;
+  /**
+   * Finds the platform's own error in an answer of any HTTP status
+   * (`ok: false`, `errcode != 0`, `code != 0`; `body` is `null` when the
+   * answer is not JSON). When it returns one, the call throws a
+   * {@link ProviderError} that carries it instead of returning the body.
+   */
+  platformFault?: (body: unknown, response: Response) => PlatformFault | undefined;
 }
 
 /** Parses a `Retry-After` header (seconds, or an HTTP date) into ms. */
@@ -349,9 +368,9 @@ export async function fetchPlatform(
 /**
  * Makes one HTTP call to a platform API and returns its JSON body. A
  * network error, a timeout, a 429 (with its `Retry-After`) and a 5xx are
- * retryable {@link ProviderError}s; another non-2xx is not. Whether a 2xx
- * body is a platform error (`ok: false`, `errcode != 0`, `code != 0`) is the
- * caller's to judge.
+ * retryable {@link ProviderError}s; another non-2xx is not. Whether a body
+ * is a platform error (`ok: false`, `errcode != 0`, `code != 0`) is the
+ * caller's to judge, here with `options.platformFault` or afterwards.
  *
  * @throws {ProviderError} as above; never with a secret in its message.
  */
@@ -368,6 +387,18 @@ export async function callPlatform(
     body = text === "" ? null : JSON.parse(text);
   } catch {
     body = null;
+  }
+  const fault = options.platformFault?.(body, response);
+  if (fault) {
+    const platformError = fault.platformError.slice(0, 500);
+    throw new ProviderError(
+      `${label} failed: ${platformError}${fault.hint ? `; ${fault.hint}` : ""}`,
+      {
+        retryable: fault.retryable ?? (response.status === 429 || response.status >= 500),
+        retryAfterMs: fault.retryAfterMs ?? retryAfterMs(response.headers.get("retry-after")),
+        platformError,
+      },
+    );
   }
   if (response.status === 429 || response.status >= 500) {
     throw new ProviderError(`${label} failed: HTTP ${response.status}`, {

@@ -66,6 +66,12 @@ export interface OutboundChatMessage {
   replyTo?: { message_id: string; reply: Record<string, unknown>; session_id: string };
   /** Platform options passed through from the outbound request's `extra`. */
   extra?: Record<string, unknown>;
+  /**
+   * A key that stays the same when the same message is sent again (the
+   * outbound mail's id): platforms that deduplicate sends (Lark's `uuid`)
+   * then deliver a retried send once.
+   */
+  idempotencyKey?: string;
 }
 
 /** What a send returned. */
