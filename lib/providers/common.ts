@@ -187,10 +187,19 @@ export function jsonObject(value: unknown): Record<string, unknown> | undefined 
     : undefined;
 }
 
+/** `text` parsed as a JSON object, or `undefined` when it is not JSON or not an object. */
+export function parseJsonText(text: string): Record<string, unknown> | undefined {
+  try {
+    return jsonObject(JSON.parse(text));
+  } catch {
+    return undefined;
+  }
+}
+
 /** A webhook body's JSON object, or `undefined` when it is not UTF-8 JSON holding an object. */
 export function parseJsonBody(body: Uint8Array): Record<string, unknown> | undefined {
   try {
-    return jsonObject(JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body)));
+    return parseJsonText(new TextDecoder("utf-8", { fatal: true }).decode(body));
   } catch {
     return undefined;
   }

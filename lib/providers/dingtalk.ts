@@ -18,6 +18,8 @@ import {
   configWhere,
   optionalSecretField,
   parseCommonConfig,
+  parseJsonBody,
+  parseJsonText,
   type ProviderContext,
   timingSafeEqual,
 } from "./common.ts";
@@ -28,7 +30,6 @@ import {
   dingTalkSign,
 } from "./dingtalk_messages.ts";
 import { ProviderHealth } from "./health.ts";
-import { jsonObject } from "./json_value.ts";
 import { runDingTalkStream } from "./dingtalk_stream.ts";
 import {
   type ChatMessage,
@@ -180,7 +181,7 @@ class DingTalkProvider implements Provider {
         reason: "the timestamp is more than 1 hour from now",
       };
     }
-    const robotMessage = jsonObject(new TextDecoder().decode(body));
+    const robotMessage = parseJsonBody(body);
     if (!robotMessage) {
       return { kind: "rejected", status: 400, reason: "the body is not a robot message" };
     }
@@ -249,7 +250,7 @@ class DingTalkProvider implements Provider {
         if (error) this.#health.error(error);
       },
       handle: async (data) => {
-        const robotMessage = jsonObject(data);
+        const robotMessage = parseJsonText(data);
         if (!robotMessage) {
           this.#context.log?.warn(
             `${this.name}: a stream callback is not a robot message; dropped`,

@@ -6,7 +6,7 @@
  * @module
  */
 import { hmacSha256, type PlatformFault, toBase64 } from "./common.ts";
-import { asRecord } from "./json_value.ts";
+import { jsonObject as asRecord } from "./common.ts";
 import type { ChatMessage } from "./provider.ts";
 
 /** The stream topic (and callback) of messages sent to a robot. */

@@ -15,15 +15,17 @@ import {
   type CommonProviderConfig,
   configWhere,
   hmacSha256,
+  jsonObject as asRecord,
   optionalSecretField,
   parseCommonConfig,
+  parseJsonBody,
+  parseJsonText,
   type PlatformFault,
   type ProviderContext,
   timingSafeEqual,
   toBase64,
 } from "./common.ts";
 import { ProviderHealth } from "./health.ts";
-import { asRecord, jsonObject } from "./json_value.ts";
 import { decryptLarkEvent, larkEventToMessage, larkSignature } from "./lark_events.ts";
 import {
   type CheckResult,
@@ -253,7 +255,7 @@ class LarkProvider implements Provider {
     body: Uint8Array,
   ): Promise<{ event: Record<string, unknown> } | { outcome: WebhookOutcome }> {
     const notEvent = { outcome: rejected("the body is not a Lark event", 400) };
-    const outer = jsonObject(new TextDecoder().decode(body));
+    const outer = parseJsonBody(body);
     if (!outer) return notEvent;
     const key = this.#config.encryptKey;
     if (!key) {
@@ -270,7 +272,7 @@ class LarkProvider implements Provider {
     } catch (error) {
       return { outcome: rejected((error as Error).message) };
     }
-    const event = jsonObject(plaintext);
+    const event = parseJsonText(plaintext);
     return event ? { event } : notEvent;
   }
 

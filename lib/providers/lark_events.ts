@@ -6,7 +6,7 @@
  * @module
  */
 import { fromBase64, sha256, toHex } from "./common.ts";
-import { asRecord } from "./json_value.ts";
+import { jsonObject as asRecord } from "./common.ts";
 import type { ChatMessage, ChatSessionType } from "./provider.ts";
 
 const encoder = new TextEncoder();
