@@ -7,6 +7,7 @@ import { portCommand } from "./port.ts";
 import { daemonCommand, restartCommand, startCommand } from "./start.ts";
 import { statusCommand } from "./status.ts";
 import { killCommand, stopCommand } from "./stop.ts";
+import { tokenCommand } from "./token.ts";
 
 /** Every top-level command, in help order. */
 export const COMMANDS: Command[] = [
@@ -18,6 +19,7 @@ export const COMMANDS: Command[] = [
   logsCommand,
   doctorCommand,
   mailCommand,
+  tokenCommand,
   portCommand,
   daemonCommand,
   completionsCommand,

@@ -143,6 +143,9 @@ async function doStart(
   }
   try {
     const { state, elapsedMs } = await startService(home, options);
+    const { exposureWarning } = await import("../../http/host.ts");
+    const exposed = exposureWarning(state.host, state.port);
+    if (exposed) ctx.out.warn(`warning: ${exposed}`);
     ctx.out.result(
       `Courier started (PID ${state.pid}) at ${state.api_url}`,
       {
