@@ -57,7 +57,7 @@ export interface HostCheckOptions {
 
 function machineAddresses(): string[] {
   try {
-    return Deno.networkInterfaces().map((i) => i.address.replace(/%.*$/, ""));
+    return Deno.networkInterfaces().map((i) => i.address);
   } catch {
     return [];
   }
@@ -90,7 +90,8 @@ export function createHostCheck(options: HostCheckOptions): (host: string | null
     if (!machine.has(name) && now() - machineAt >= INTERFACES_RECHECK_MS) {
       machineAt = now();
       machine = new Set(
-        addresses().filter((a) => bound === "[::]" || !a.includes(":")).map(hostName),
+        addresses().map((a) => a.replace(/%.*$/, ""))
+          .filter((a) => bound === "[::]" || !a.includes(":")).map(hostName),
       );
     }
     return machine.has(name);
