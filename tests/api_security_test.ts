@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { Diagnosis } from "../lib/doctor/mod.ts";
 import { homeLayout } from "../lib/home/mod.ts";
-import { apiToken, json, type TestHome, withHome } from "./helpers/courier.ts";
+import { json, type TestHome, withHome } from "./helpers/courier.ts";
 import { eventually, inbound, sleep } from "./helpers/mail.ts";
 import { leaseTestPort } from "./helpers/ports.ts";
 import { rawHttp } from "./helpers/raw_http.ts";
