@@ -12,7 +12,7 @@ import type { RequestContext } from "../lib/http/mod.ts";
 import { type DaemonExtension, type DaemonState, runDaemon } from "../lib/service/mod.ts";
 import { apiToken } from "./helpers/courier.ts";
 import { leaseTestPort } from "./helpers/ports.ts";
-import { rawHttp } from "./helpers/raw_http.ts";
+import { rawHttp } from "./helpers/http.ts";
 
 const SECRET = "fake-platform-signing-secret";
 const APP = "http://app.example.test:4000";

@@ -12,7 +12,7 @@ import { homeLayout } from "../lib/home/mod.ts";
 import { json, type TestHome, withHome } from "./helpers/courier.ts";
 import { eventually, inbound, sleep } from "./helpers/mail.ts";
 import { leaseTestPort } from "./helpers/ports.ts";
-import { rawHttp } from "./helpers/raw_http.ts";
+import { preflightInit, rawHttp } from "./helpers/http.ts";
 
 async function startWith(
   h: TestHome,
@@ -131,15 +131,7 @@ Deno.test("every guard against a real daemon: 421, 403, 401, 415, 429, and what 
     });
     assert.equal(crossSite.status, 403);
     await crossSite.body?.cancel();
-    const preflight = (origin: string) =>
-      fetch(`${url}/api/v1/messages`, {
-        method: "OPTIONS",
-        headers: {
-          origin,
-          "access-control-request-method": "GET",
-          "access-control-request-headers": "authorization",
-        },
-      });
+    const preflight = (origin: string) => fetch(`${url}/api/v1/messages`, preflightInit(origin));
     const foreign = await preflight("http://127.0.0.1:3000");
     assert.equal(foreign.status, 403);
     assert.equal(foreign.headers.get("access-control-allow-origin"), null);

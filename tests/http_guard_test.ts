@@ -21,6 +21,7 @@ import {
   withCors,
 } from "../lib/http/mod.ts";
 import { ConfigError } from "../lib/config/mod.ts";
+import { preflightInit } from "./helpers/http.ts";
 
 const TOKEN = "t".repeat(43);
 
@@ -388,15 +389,7 @@ Deno.test("chain: more than 10 wrong tokens from a peer get 429 with Retry-After
 
 Deno.test("chain: preflights and CORS headers only for allowed origins", async () => {
   const { send, reached } = chain();
-  const preflight = (origin: string) =>
-    send("/api/v1/messages", {
-      method: "OPTIONS",
-      headers: {
-        origin,
-        "access-control-request-method": "GET",
-        "access-control-request-headers": "authorization",
-      },
-    });
+  const preflight = (origin: string) => send("/api/v1/messages", preflightInit(origin));
   const foreign = await preflight("http://127.0.0.1:3000");
   assert.equal(foreign.status, 403);
   assert.equal(foreign.headers.get("access-control-allow-origin"), null);

@@ -1,7 +1,20 @@
 /**
- * HTTP/1.1 over a raw TCP socket, for requests `fetch` will not send: a
- * forged `Host`, none at all, an absolute request URI. Loopback only.
+ * Requests as attackers and browsers send them: HTTP/1.1 over a raw TCP
+ * socket, for what `fetch` will not send (a forged `Host`, none at all, an
+ * absolute request URI; loopback only), and a browser's CORS preflight.
  */
+
+/** The `OPTIONS` preflight a browser sends before a cross-origin GET with a token. */
+export function preflightInit(origin: string): RequestInit {
+  return {
+    method: "OPTIONS",
+    headers: {
+      origin,
+      "access-control-request-method": "GET",
+      "access-control-request-headers": "authorization",
+    },
+  };
+}
 
 /** An answer as read off the socket. */
 export interface RawResponse {
