@@ -18,7 +18,7 @@ async function startWith(
   h: TestHome,
   config: Record<string, unknown> = {},
   options: { args?: string[]; env?: Record<string, string> } = {},
-): Promise<{ port: number; url: string; pid: number; stderr: string }> {
+): Promise<{ port: number; url: string; pid: number; stdout: string; stderr: string }> {
   await Deno.mkdir(h.home, { recursive: true });
   await Deno.writeTextFile(join(h.home, "config.json"), JSON.stringify(config), { mode: 0o600 });
   const port = await leaseTestPort();
@@ -74,6 +74,32 @@ Deno.test("token: courier token before the first start creates it, and the daemo
     const health = await fetch(`${url}/health`, { headers: { authorization: `Bearer ${token}` } });
     assert.ok("metrics" in await health.json());
     assert.equal((await h.run(["stop"])).code, 0);
+  });
+});
+
+Deno.test("start refuses a token file without a token, and bad allowed_hosts/allowed_origins", async () => {
+  await withHome(async (h) => {
+    const layout = homeLayout(h.home);
+    await Deno.mkdir(layout.runDir, { recursive: true });
+    await Deno.writeTextFile(layout.tokenFile, "not a token\n", { mode: 0o600 });
+    const port = String(await leaseTestPort());
+    const refused = await h.run(["start", "--port", port]);
+    assert.equal(refused.code, 3, refused.stderr);
+    assert.ok(refused.stderr.includes(`${layout.tokenFile} does not hold an API token`));
+    assert.match(refused.stderr, /courier token rotate/);
+    assert.equal(await Deno.readTextFile(layout.tokenFile), "not a token\n", "left as it was");
+    await Deno.remove(layout.tokenFile);
+    for (
+      const [config, message] of [
+        [{ allowed_origins: ["*"] }, /allowed_origins\[0\]: "\*" is not an origin/],
+        [{ allowed_hosts: [42] }, /allowed_hosts: must be a list of strings/],
+      ] as const
+    ) {
+      await Deno.writeTextFile(layout.configFile, JSON.stringify(config), { mode: 0o600 });
+      const bad = await h.run(["start", "--port", port]);
+      assert.equal(bad.code, 1, bad.stderr);
+      assert.match(bad.stderr, message);
+    }
   });
 });
 
@@ -311,8 +337,9 @@ Deno.test("the CLI reads the token itself; missing or unreadable: exit 3 naming 
 
 Deno.test("binding beyond loopback: a warning on start and in doctor; the token is still required", async () => {
   await withHome(async (h) => {
-    const { port, url, stderr } = await startWith(h, {}, { args: ["--host", "0.0.0.0"] });
+    const { port, url, stderr, stdout } = await startWith(h, {}, { args: ["--host", "0.0.0.0"] });
     assert.match(stderr, /warning: Courier listens on 0\.0\.0\.0:\d+, beyond loopback/);
+    assert.match(JSON.parse(stdout).warning, /beyond loopback/, "the --json twin says it too");
     const log = await Deno.readTextFile(homeLayout(h.home).logFile);
     assert.match(log, /WARN .*Courier listens on 0\.0\.0\.0:\d+, beyond loopback/);
     const doctor = json<Diagnosis>(await h.run(["doctor", "--port", String(port), "--json"]));

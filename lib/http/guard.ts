@@ -96,7 +96,7 @@ export function guardRequests(
     const host = request.headers.get("host");
     const url = new URL(request.url);
     if (!options.hostAllowed(host) || (url.host !== host && !options.hostAllowed(url.host))) {
-      return misdirected(host ?? url.host);
+      return misdirected(host === null ? null : url.host === host ? host : `${host}, ${url.host}`);
     }
     const origin = checkOrigin(request.headers, { allowedOrigins, host: host! });
     if (!origin.ok) return jsonResponse({ error: origin.reason }, 403);
@@ -131,10 +131,13 @@ export function guardRequests(
   };
 }
 
-function misdirected(host: string): Response {
+function misdirected(host: string | null): Response {
+  const named = host === null
+    ? "a request without Host"
+    : `Host ${JSON.stringify(host.slice(0, 200))}`;
   return jsonResponse(
     {
-      error: `Host ${JSON.stringify(host.slice(0, 200))} is not a name this courier answers to ` +
+      error: `${named}: not a name this courier answers to ` +
         `(127.0.0.1, localhost, [::1], the host it listens on, config.json allowed_hosts)`,
     },
     421,

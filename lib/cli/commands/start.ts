@@ -157,6 +157,7 @@ async function doStart(
         home: state.home,
         version: state.version,
         elapsed_ms: Math.round(elapsedMs),
+        ...(exposed ? { warning: exposed } : {}),
       },
     );
     return 0;
