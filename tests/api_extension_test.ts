@@ -8,9 +8,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { homeLayout } from "../lib/home/mod.ts";
-import type { RequestContext } from "../lib/http/mod.ts";
+import { type RequestContext, rotateTokenFile } from "../lib/http/mod.ts";
 import { type DaemonExtension, type DaemonState, runDaemon } from "../lib/service/mod.ts";
 import { apiToken } from "./helpers/courier.ts";
+import { sleep } from "./helpers/mail.ts";
 import { leaseTestPort } from "./helpers/ports.ts";
 import { rawHttp } from "./helpers/http.ts";
 
@@ -31,8 +32,11 @@ async function sign(body: string): Promise<string> {
 
 /** A fake platform: signed webhooks at POST /api/v1/inbound/fakechat, and an event stream. */
 function fakePlatform() {
-  const received: { authenticated: boolean; body: string }[] = [];
-  const streams: ReadableStreamDefaultController<Uint8Array>[] = [];
+  const received: { authenticated: boolean; still: boolean; body: string }[] = [];
+  const streams: {
+    controller: ReadableStreamDefaultController<Uint8Array>;
+    context: RequestContext;
+  }[] = [];
   const extension: DaemonExtension = {
     name: "fakechat",
     start: () => Promise.resolve(),
@@ -45,13 +49,17 @@ function fakePlatform() {
         if (!context.authenticated && signature !== await sign(body)) {
           return Response.json({ error: "bad signature" }, { status: 401 });
         }
-        received.push({ authenticated: context.authenticated, body });
+        received.push({
+          authenticated: context.authenticated,
+          still: context.stillAuthenticated(),
+          body,
+        });
         return Response.json({ ok: true }, { status: 202 });
       }
       if (url.pathname === "/api/v1/fake-events") {
         const stream = new ReadableStream<Uint8Array>({
           start(controller) {
-            streams.push(controller);
+            streams.push({ controller, context });
             controller.enqueue(new TextEncoder().encode("event: hello\ndata: {}\n\n"));
           },
         });
@@ -66,7 +74,7 @@ function fakePlatform() {
 }
 
 async function withDaemon(
-  fn: (d: { url: string; port: number; token: string }) => Promise<void>,
+  fn: (d: { url: string; port: number; token: string; home: string }) => Promise<void>,
   extensions: DaemonExtension[],
 ): Promise<void> {
   const home = await Deno.makeTempDir({ prefix: "courier-ext-test-" });
@@ -87,7 +95,7 @@ async function withDaemon(
   });
   try {
     const state = await readyState;
-    await fn({ url: state.api_url, port: state.port, token: await apiToken(home) });
+    await fn({ url: state.api_url, port: state.port, token: await apiToken(home), home });
   } finally {
     controller.abort();
     assert.equal(await daemon, 0);
@@ -114,7 +122,10 @@ Deno.test("a service that verifies its own requests: no token needed there, the 
       "so is the API token",
     );
     assert.equal(await post({ "content-type": "application/json" }), 401, "the service refuses");
-    assert.deepEqual(platform.received.map((r) => r.authenticated), [false, true]);
+    assert.deepEqual(platform.received.map((r) => [r.authenticated, r.still]), [
+      [false, false],
+      [true, true],
+    ]);
 
     assert.equal(await post({ ...signed, authorization: "Bearer wrong" }), 401, "a wrong token");
     assert.equal(await post({ ...signed, "content-type": "text/plain" }), 415);
@@ -150,8 +161,27 @@ Deno.test("an event stream passes the guard chain unbuffered, with and without C
       const reader = response.body!.getReader();
       const first = await reader.read(); // arrives while the stream is still open
       assert.equal(new TextDecoder().decode(first.value), "event: hello\ndata: {}\n\n");
-      platform.streams.at(-1)!.close();
+      platform.streams.at(-1)!.controller.close();
       assert.equal((await reader.read()).done, true);
     }
+  }, [platform.extension]);
+});
+
+Deno.test("a stream opened before a rotation learns that its token is no longer the token", async () => {
+  const platform = fakePlatform();
+  await withDaemon(async ({ url, token, home }) => {
+    const response = await fetch(`${url}/api/v1/fake-events`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    const reader = response.body!.getReader();
+    await reader.read();
+    const { context } = platform.streams[0];
+    assert.equal(context.authenticated, true);
+    assert.equal(context.stillAuthenticated(), true);
+    await rotateTokenFile(homeLayout(home).tokenFile);
+    await sleep(250); // past the recheck interval (200 ms)
+    assert.equal(context.stillAuthenticated(), false, "the stream can end itself now");
+    platform.streams[0].controller.close();
+    await reader.cancel();
   }, [platform.extension]);
 });

@@ -13,6 +13,13 @@ export interface RequestContext {
   peer: string;
   /** Whether the request carried the valid API token. */
   authenticated: boolean;
+  /**
+   * Whether the token this request carried is still the API token (false
+   * once it was rotated, or when it carried none). A long-lived response (an
+   * event stream) asks it now and then, e.g. with each keep-alive, and ends
+   * when it turns false: a rotation then also cuts streams opened before it.
+   */
+  stillAuthenticated: () => boolean;
 }
 
 /** A handler behind the guard chain. */
@@ -110,11 +117,12 @@ export function guardRequests(
     const peer = peerKey(info?.remoteAddr.hostname ?? "unknown");
     const authorization = request.headers.get("authorization");
     let authenticated = false;
+    let presented: string | null = null;
     if (authorization !== null || requirement(request, url) === "required") {
       const locked = options.throttle?.lockedFor(peer) ?? 0;
       if (locked > 0) return finish(tooManyAttempts(peer, locked));
       if (authorization === null) return finish(unauthorized(options.tokenFile, "missing"));
-      const presented = bearerToken(authorization);
+      presented = bearerToken(authorization);
       authenticated = presented !== null && options.token.verify(presented);
       if (!authenticated) {
         const lockedNow = options.throttle?.recordFailure(peer) ?? 0;
@@ -127,7 +135,10 @@ export function guardRequests(
     ) {
       return finish(unsupportedMediaType(request));
     }
-    return finish(await handler(request, { url, peer, authenticated }));
+    const stillAuthenticated = authenticated
+      ? () => options.token.verify(presented!)
+      : () => false;
+    return finish(await handler(request, { url, peer, authenticated, stillAuthenticated }));
   };
 }
 
