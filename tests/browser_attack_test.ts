@@ -94,9 +94,10 @@ async function read(url, init) {
       method: "POST", mode: "no-cors", headers: { "content-type": "text/plain" },
       body: inbound("NOCORS-INBOUND-" + tag),
     })).type);
-    await attempt("nocors-outbound-" + tag, async () => (await fetch(base + "/api/v1/outbound/lark", {
-      method: "POST", mode: "no-cors", body: outbound("NOCORS-OUTBOUND-" + tag),
-    })).type);
+    await attempt("nocors-outbound-" + tag, async () => (await fetch(
+      base + "/api/v1/outbound/lark",
+      { method: "POST", mode: "no-cors", body: outbound("NOCORS-OUTBOUND-" + tag) },
+    )).type);
     await attempt("form-inbound-" + tag, () => submit(base + "/api/v1/inbound/lark", "text/plain",
       ...formJson(inbound("FORM-INBOUND-" + tag))));
     await attempt("form-outbound-" + tag, () => submit(base + "/api/v1/outbound/lark", "text/plain",

@@ -13,7 +13,10 @@ export type FindingLevel = "ok" | "info" | "warn" | "problem";
 
 /** One thing `courier doctor` looked at. */
 export interface Finding {
-  /** Which check: `home`, `state`, `secrets`, `exposure`, `registry`, `daemons`, `port`, `tools`. */
+  /**
+   * Which check: `home`, `state`, `secrets`, `exposure`,
+   * `registry`, `daemons`, `port`, `tools`.
+   */
   check: string;
   /** How it weighs. */
   level: FindingLevel;

@@ -135,9 +135,7 @@ export function guardRequests(
     ) {
       return finish(unsupportedMediaType(request));
     }
-    const stillAuthenticated = authenticated
-      ? () => options.token.verify(presented!)
-      : () => false;
+    const stillAuthenticated = authenticated ? () => options.token.verify(presented!) : () => false;
     return finish(await handler(request, { url, peer, authenticated, stillAuthenticated }));
   };
 }

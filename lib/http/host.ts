@@ -21,7 +21,10 @@ export function splitHost(value: string): { name: string; port: string | null } 
   return match ? { name: match[1].toLowerCase(), port: match[2] ?? null } : null;
 }
 
-/** Whether a listening host keeps the daemon on this machine (`127.0.0.0/8`, `::1`, `localhost`). */
+/**
+ * Whether a listening host keeps the daemon on this machine:
+ * `127.0.0.0/8`, `::1`, `localhost`.
+ */
 export function isLoopbackHost(host: string): boolean {
   const name = host.toLowerCase().replace(/^\[(.*)\]$/, "$1");
   return name === "localhost" || name === "::1" || /^127(\.\d{1,3}){3}$/.test(name);
