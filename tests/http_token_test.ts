@@ -12,6 +12,8 @@ import {
   parseToken,
   readTokenFile,
   rotateTokenFile,
+  timingSafeEqual,
+  timingSafeEqualBytes,
   TOKEN_RECHECK_MS,
   TokenFileError,
 } from "../lib/http/mod.ts";
@@ -34,6 +36,21 @@ Deno.test("token: 256 random bits from the CSPRNG, base64url, never the same twi
   }
   const ones = [...tokens].join("").split("").filter((c) => c === "A").length;
   assert.ok(ones > 0 && ones < 43 * 1000 / 16, "no stuck character");
+});
+
+Deno.test("constant-time comparison: equal only when equal, whatever the lengths", () => {
+  const token = generateToken();
+  assert.equal(timingSafeEqual(token, `${token}`), true);
+  for (const other of ["", token.slice(0, -1), `${token}x`, `x${token.slice(1)}`, "é"]) {
+    assert.equal(timingSafeEqual(token, other), false, other);
+    assert.equal(timingSafeEqual(other, token), false, other);
+  }
+  assert.equal(timingSafeEqual("", ""), true);
+  assert.equal(timingSafeEqual("\u0000", ""), false, "a NUL is not the end of a string");
+  const bytes = new TextEncoder().encode(token);
+  assert.equal(timingSafeEqualBytes(bytes, bytes.slice()), true);
+  assert.equal(timingSafeEqualBytes(bytes, bytes.subarray(1)), false);
+  assert.equal(timingSafeEqualBytes(new Uint8Array([0]), new Uint8Array()), false);
 });
 
 Deno.test("token file: created 0600 whatever the umask, one line, no temporary file left", async () => {

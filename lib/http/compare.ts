@@ -1,5 +1,3 @@
-const encoder = new TextEncoder();
-
 /**
  * Compares two byte strings in time that depends only on their lengths,
  * never on where they first differ (for tokens and signatures).
@@ -16,8 +14,9 @@ export function timingSafeEqualBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * Compares two strings (as UTF-8) in time that depends only on their
- * lengths (for signatures and tokens).
+ * Compares two strings in time that depends only on their lengths, never
+ * on where they first differ (for signatures and tokens). Compares UTF-16
+ * code units, so nothing is allocated on the way.
  *
  * @example
  * ```ts
@@ -25,5 +24,9 @@ export function timingSafeEqualBytes(a: Uint8Array, b: Uint8Array): boolean {
  * ```
  */
 export function timingSafeEqual(a: string, b: string): boolean {
-  return timingSafeEqualBytes(encoder.encode(a), encoder.encode(b));
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    diff |= (a.charCodeAt(i) | 0) ^ (b.charCodeAt(i) | 0); // NaN past the end: 0
+  }
+  return diff === 0;
 }

@@ -99,12 +99,21 @@ export function createHostCheck(options: HostCheckOptions): (host: string | null
     }
     return machine.has(name);
   };
+  // Clients repeat the same few Host values: remember the ones that passed (a bounded set;
+  // refusals are worked out each time, so a wildcard bind still sees new addresses).
+  const passed = new Set<string>();
   return (host) => {
     if (host === null) return false;
+    if (passed.has(host)) return true;
     const split = splitHost(host);
     if (!split) return false;
-    if (names.has(split.name)) return true;
-    if (split.port !== null && exact.has(`${split.name}:${Number(split.port)}`)) return true;
-    return onMachine(split.name);
+    const ok = names.has(split.name) ||
+      (split.port !== null && exact.has(`${split.name}:${Number(split.port)}`)) ||
+      onMachine(split.name);
+    if (ok) {
+      if (passed.size >= 256) passed.clear();
+      passed.add(host);
+    }
+    return ok;
   };
 }

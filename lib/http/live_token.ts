@@ -1,7 +1,5 @@
-import { timingSafeEqualBytes } from "./compare.ts";
+import { timingSafeEqual } from "./compare.ts";
 import { readTokenFileSync, TokenFileError } from "./token.ts";
-
-const encoder = new TextEncoder();
 
 /** How often, at most, {@link LiveToken} looks at its file again (ms). */
 export const TOKEN_RECHECK_MS = 200;
@@ -41,7 +39,7 @@ export class LiveToken {
   readonly #recheckMs: number;
   readonly #now: () => number;
   readonly #onChange: (problem: TokenFileError | null) => void;
-  #token: Uint8Array | null = null;
+  #token: string | null = null;
   #signature = "";
   #problem: TokenFileError | null = null;
   #checkedAt: number;
@@ -70,10 +68,10 @@ export class LiveToken {
   /** Whether `presented` is the current token (compared in constant time). */
   verify(presented: string): boolean {
     const token = this.#current();
-    return token !== null && timingSafeEqualBytes(encoder.encode(presented), token);
+    return token !== null && timingSafeEqual(presented, token);
   }
 
-  #current(): Uint8Array | null {
+  #current(): string | null {
     const now = this.#now();
     if (now - this.#checkedAt >= this.#recheckMs) {
       this.#checkedAt = now;
@@ -99,13 +97,13 @@ export class LiveToken {
       );
     }
     if (signature === this.#signature && this.#token !== null) return;
-    let token: Uint8Array;
+    let token: string;
     try {
-      token = encoder.encode(readTokenFileSync(this.path));
+      token = readTokenFileSync(this.path);
     } catch (error) {
       return this.#fail(error as TokenFileError, notify);
     }
-    const changed = this.#token === null || !timingSafeEqualBytes(token, this.#token);
+    const changed = this.#token === null || !timingSafeEqual(token, this.#token);
     this.#signature = signature;
     this.#token = token;
     this.#problem = null;

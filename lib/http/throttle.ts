@@ -88,6 +88,7 @@ export class AuthThrottle {
  * (one host usually holds a whole /64).
  */
 export function peerKey(address: string): string {
+  if (!address.includes(":")) return address; // IPv4: the common case, kept cheap
   const name = address.toLowerCase().replace(/^\[(.*)\]$/, "$1").replace(/%.*$/, "");
   const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(name);
   if (mapped) return mapped[1];
