@@ -46,6 +46,49 @@ const skipReason = !chromium
   : null;
 if (skipReason) console.log(`skipping the browser attack test: ${skipReason}`);
 
+/**
+ * PIDs of the browser's processes: every Chromium process (renderer, GPU,
+ * network service…) carries the test's own `--user-data-dir`.
+ */
+function profileUsers(profile: string): number[] {
+  const pids: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`);
+      if (cmdline.includes(`--user-data-dir=${profile}\0`)) pids.push(Number(entry.name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+/**
+ * Stops the browser this test started and waits for all of its processes
+ * (they write to the profile while they shut down); any still there after
+ * 10 s are killed. Then the profile can be removed.
+ */
+async function stopBrowser(child: Deno.ChildProcess, profile: string): Promise<void> {
+  try {
+    child.kill("SIGTERM");
+  } catch {
+    // already exited
+  }
+  await child.status;
+  const deadline = Date.now() + 10_000;
+  while (profileUsers(profile).length > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  for (const pid of profileUsers(profile)) {
+    try {
+      Deno.kill(pid, "SIGKILL"); // a process of the browser this test started
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
 /** The attacker's page: every attack, results POSTed back to the attacker's own server. */
 function attackPage(daemonPort: number, controlPort: number): string {
   return `<!doctype html><meta charset="utf-8"><title>attack</title><body><script>
@@ -342,19 +385,11 @@ Deno.test({
       assert.equal((await h.run(["stop"])).code, 0);
     });
   } finally {
-    if (browser) {
-      const child = browser as Deno.ChildProcess;
-      try {
-        child.kill("SIGTERM"); // the browser this test started
-      } catch {
-        // already exited
-      }
-      await child.status;
-    }
+    if (browser) await stopBrowser(browser, profile);
     await (rebind as { close(): Promise<void> } | null)?.close();
     await attacker.shutdown();
     await control.shutdown();
     await receiver.shutdown();
-    await Deno.remove(profile, { recursive: true }).catch(() => {});
+    await Deno.remove(profile, { recursive: true });
   }
 });
