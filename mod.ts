@@ -1,6 +1,8 @@
 /**
  * courier as a library: run and manage the Courier daemon, lease ports
- * across processes, and probe who holds a port.
+ * across processes, and probe who holds a port. Every request to a daemon
+ * carries its home's API token (`readTokenFile(homeLayout(home).tokenFile)`);
+ * `MailClient.connect` reads it itself.
  *
  * @example
  * ```ts
@@ -95,6 +97,13 @@ export {
   uninstallService,
 } from "./lib/supervise/mod.ts";
 export { homeLayout, resolveHome } from "./lib/home/mod.ts";
+export {
+  readTokenFile,
+  type RequestContext,
+  rotateTokenFile,
+  TokenFileError,
+  type TokenProblem,
+} from "./lib/http/mod.ts";
 export { VERSION } from "./lib/version/mod.ts";
 // Types (and the error base class) that the API above names in its signatures.
 export {

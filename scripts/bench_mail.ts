@@ -9,12 +9,15 @@
  *                        [--warmup 1] [--port N] [--keep]
  *
  * It starts its own daemon (`courier start`) in a temporary home with the
- * default debounce settings, and stops it afterwards.
+ * default debounce settings, sends the home's API token with every request
+ * (as every client must), and stops it afterwards.
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
+import { homeLayout } from "../lib/home/mod.ts";
+import { readTokenFile } from "../lib/http/mod.ts";
 import { mailboxLayout, parseMail } from "../lib/mail/mod.ts";
 import { allocatePort } from "../lib/ports/mod.ts";
 import { selfCommand, sourceRunMode } from "../lib/proc/mod.ts";
@@ -163,12 +166,13 @@ async function main(): Promise<number> {
   const pid = JSON.parse(started.stdout).pid as number;
   let stoppedCleanly = false;
   try {
+    const authorization = `Bearer ${await readTokenFile(homeLayout(home).tokenFile)}`;
     const acked = new Set<string>();
     const inbound = await load(senders, { seconds, warmup }, async (sender, n) => {
       const id = `s${sender}-${n}`;
       const response = await fetch(`${url}/api/v1/inbound/bench`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", authorization },
         body: JSON.stringify({
           session_id: `session-${(sender * 7919 + n) % sessions}`,
           session_type: "group",
@@ -183,11 +187,12 @@ async function main(): Promise<number> {
       return true;
     });
     const health = await load(senders, { seconds, warmup }, async () => {
-      const response = await fetch(`${url}/health`);
+      const response = await fetch(`${url}/health`, { headers: { authorization } });
       await response.body?.cancel();
       return response.status === 200;
     });
-    const metrics = (await (await fetch(`${url}/health`)).json()).metrics;
+    const metrics = (await (await fetch(`${url}/health`, { headers: { authorization } })).json())
+      .metrics;
     const stopped = await courier(["stop", "--home", home]);
     stoppedCleanly = stopped.code === 0;
     const { ids, mails } = await storedMessageIds(home);

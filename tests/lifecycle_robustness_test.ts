@@ -8,7 +8,7 @@ import {
   runDaemon,
   tryAcquireInstanceLock,
 } from "../lib/service/mod.ts";
-import { courierCommand, json, withHome } from "./helpers/courier.ts";
+import { authedFetch, courierCommand, json, withHome } from "./helpers/courier.ts";
 import { leaseTestPort } from "./helpers/ports.ts";
 
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
@@ -189,7 +189,7 @@ Deno.test("graceful stop: requests in flight finish, files go, the lock is relea
       reporter: { ready, failed: (error) => console.error(error) },
     });
     const state = await readyState;
-    const response = fetch(`${state.api_url}/slow`);
+    const response = authedFetch(h.home, `${state.api_url}/slow`);
     await inFlight;
     controller.abort(); // as SIGTERM does
     release();

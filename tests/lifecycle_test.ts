@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { homeLayout } from "../lib/home/mod.ts";
 import { readProcessIdentity } from "../lib/proc/mod.ts";
 import { type DaemonState, findDaemons } from "../lib/service/mod.ts";
-import { courier, courierCommand, json, withHome } from "./helpers/courier.ts";
+import { authedFetch, courier, courierCommand, json, withHome } from "./helpers/courier.ts";
 import { leaseTestPort, makeTimeWait } from "./helpers/ports.ts";
 
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
@@ -46,10 +46,10 @@ Deno.test("start, status, health, stop: the whole round trip", async () => {
     assert.equal(healthBody.status, "healthy");
     assert.equal(healthBody.pid, info.pid);
     assert.equal(typeof healthBody.uptime_s, "number");
-    const apiStatus = await (await fetch(`${info.api_url}/api/v1/status`)).json();
+    const apiStatus = await (await authedFetch(h.home, `${info.api_url}/api/v1/status`)).json();
     assert.equal(apiStatus.port, port);
     assert.equal(apiStatus.home, layout.root);
-    const missing = await fetch(`${info.api_url}/no/such/path`);
+    const missing = await authedFetch(h.home, `${info.api_url}/no/such/path`);
     assert.equal(missing.status, 404);
     assert.match((await missing.json()).error, /not found/);
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { json, withHome } from "./helpers/courier.ts";
+import { authedFetch, json, withHome } from "./helpers/courier.ts";
 import { eventually, inbound } from "./helpers/mail.ts";
 import { leaseTestPort } from "./helpers/ports.ts";
 
@@ -38,7 +38,7 @@ Deno.test("courier mail list|show|claim|done|fail|send against a running daemon"
       assert.equal(started.code, 0, started.stderr);
       const url = `http://127.0.0.1:${port}`;
       for (const text of ["first mail", "second mail"]) {
-        const response = await fetch(`${url}/api/v1/inbound/lark`, {
+        const response = await authedFetch(h.home, `${url}/api/v1/inbound/lark`, {
           method: "POST",
           body: JSON.stringify(inbound({ text, session_id: text })),
         });

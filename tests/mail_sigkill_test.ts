@@ -22,17 +22,24 @@ async function start(h: TestHome, port: number, debounce: string[]): Promise<num
  * senders until `stop` resolves or requests start failing, and returns the
  * message ids acknowledged with 202.
  */
-async function flood(url: string, round: string, stop: Promise<void>): Promise<Set<string>> {
+async function flood(
+  url: string,
+  round: string,
+  options: { stop: Promise<void>; token: string },
+): Promise<Set<string>> {
   const acked = new Set<string>();
   let stopped = false;
-  stop.then(() => (stopped = true));
+  options.stop.then(() => (stopped = true));
   await Promise.all(Array.from({ length: SENDERS }, async (_, sender) => {
     for (let n = 0; !stopped; n++) {
       const id = `${round}-${sender}-${n}`;
       try {
         const response = await fetch(`${url}/api/v1/inbound/flood`, {
           method: "POST",
-          headers: { "content-type": "application/json" },
+          headers: {
+            "content-type": "application/json",
+            authorization: `Bearer ${options.token}`,
+          },
           body: JSON.stringify({
             session_id: `session-${n % 8}`,
             sender: { id: `sender-${sender}`, name: `Sender ${sender}` },
@@ -53,19 +60,21 @@ async function flood(url: string, round: string, stop: Promise<void>): Promise<S
 async function killDuringFlood(
   pid: number,
   url: string,
-  round: string,
+  options: { round: string; token: string },
 ): Promise<Set<string>> {
   const identity = await readProcessIdentity(pid);
   assert.ok(identity, "the daemon runs");
   const { promise: never } = Promise.withResolvers<void>();
-  const flooding = flood(url, round, never);
+  const flooding = flood(url, options.round, { stop: never, token: options.token });
   // Kill once a good number of messages went through, with requests in flight.
   let seen = 0;
   const giveUp = Date.now() + 60_000; // a safety net, not a threshold
   while (seen < 1500) {
     if (Date.now() > giveUp) throw new Error(`only ${seen} messages acknowledged`);
     await new Promise((resolve) => setTimeout(resolve, 20));
-    const health = await fetch(`${url}/health`).then((r) => r.json()).catch(() => null);
+    const health = await fetch(`${url}/health`, {
+      headers: { authorization: `Bearer ${options.token}` },
+    }).then((r) => r.json()).catch(() => null);
     seen = health?.metrics?.received ?? seen;
   }
   Deno.kill(pid, "SIGKILL"); // the PID this test started
@@ -81,10 +90,11 @@ Deno.test("SIGKILL during a flood loses no acknowledged message (restart, then c
     const url = `http://127.0.0.1:${port}`;
     // Round 1: short windows, so mails are being written and the journal trimmed when it dies.
     let pid = await start(h, port, ["--debounce-window", "50", "--debounce-max-wait", "200"]);
-    const round1 = await killDuringFlood(pid, url, "r1");
+    const token = await h.token();
+    const round1 = await killDuringFlood(pid, url, { round: "r1", token });
     // Round 2: long windows, so the acknowledged messages are only in the journal.
     pid = await start(h, port, ["--debounce-window", "60000", "--debounce-max-wait", "60000"]);
-    const round2 = await killDuringFlood(pid, url, "r2");
+    const round2 = await killDuringFlood(pid, url, { round: "r2", token });
     // The restart folds the journal into mail before it serves; a clean stop flushes the rest.
     await start(h, port, []);
     const stopped = await h.run(["stop"]);

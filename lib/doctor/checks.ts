@@ -1,15 +1,22 @@
 import { join } from "node:path";
-import { homeLayout, writableError } from "../home/mod.ts";
+import { type HomeLayout, homeLayout, writableError } from "../home/mod.ts";
+import { exposureWarning, parseToken, TokenFileError } from "../http/mod.ts";
 import { findPortHolder, isPortFree } from "../net/mod.ts";
 import { hasTool } from "../proc/mod.ts";
 import { DEFAULT_HOST, DEFAULT_PORT, findDaemons, getStatus } from "../service/mod.ts";
 
-/** How a finding weighs: `ok`, or a `problem` that makes `doctor` exit 1. `info` never fails. */
-export type FindingLevel = "ok" | "info" | "problem";
+/**
+ * How a finding weighs: `ok`, or a `problem` that makes `doctor` exit 1.
+ * `info` and `warn` (something risky that may be meant) never fail.
+ */
+export type FindingLevel = "ok" | "info" | "warn" | "problem";
 
 /** One thing `courier doctor` looked at. */
 export interface Finding {
-  /** Which check: `home`, `state`, `registry`, `daemons`, `port`, `tools`. */
+  /**
+   * Which check: `home`, `state`, `secrets`, `exposure`,
+   * `registry`, `daemons`, `port`, `tools`.
+   */
   check: string;
   /** How it weighs. */
   level: FindingLevel;
@@ -91,8 +98,21 @@ async function checkHome(root: string): Promise<Finding[]> {
 
 async function checkState(
   root: string,
-): Promise<{ findings: Finding[]; runningPort: number | null }> {
-  const status = await getStatus(homeLayout(root));
+): Promise<{ findings: Finding[]; runningPort: number | null; host: string | null }> {
+  let status;
+  try {
+    status = await getStatus(homeLayout(root));
+  } catch (error) {
+    if (!(error instanceof TokenFileError)) throw error;
+    const fix = error.problem === "unreadable"
+      ? `chmod 600 ${error.path}   # as the user who owns the home`
+      : "courier token rotate";
+    return {
+      findings: [{ check: "state", level: "problem", message: error.message, fix }],
+      runningPort: null,
+      host: null,
+    };
+  }
   const findings: Finding[] = [];
   switch (status.state) {
     case "running":
@@ -132,7 +152,64 @@ async function checkState(
         fix: "courier stop   # removes them (or courier start, which replaces them)",
       });
   }
-  return { findings, runningPort: status.state === "running" ? status.port : null };
+  const running = status.state === "running";
+  return {
+    findings,
+    runningPort: running ? status.port : null,
+    host: running ? status.host : null,
+  };
+}
+
+/** `config.json` and the API token: readable by their owner only, and the token well-formed. */
+async function checkSecrets(layout: HomeLayout): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  for (const path of [layout.configFile, layout.tokenFile]) {
+    let mode: number;
+    try {
+      mode = (await Deno.stat(path)).mode ?? 0;
+    } catch {
+      continue; // absent: created 0600 when needed
+    }
+    if ((mode & 0o077) !== 0) {
+      findings.push({
+        check: "secrets",
+        level: "problem",
+        message: `${path} is readable or writable by other users (mode ${
+          (mode & 0o777).toString(8)
+        }); it holds secrets`,
+        fix: `chmod 600 ${path}`,
+      });
+    }
+  }
+  const text = await Deno.readTextFile(layout.tokenFile).catch(() => null);
+  if (text !== null && parseToken(text) === null) {
+    findings.push({
+      check: "secrets",
+      level: "problem",
+      message: `${layout.tokenFile} does not hold an API token; every request is refused`,
+      fix: "courier token rotate",
+    });
+  }
+  if (findings.length === 0) {
+    findings.push({
+      check: "secrets",
+      level: "ok",
+      message: "config.json and the API token are readable by their owner only",
+    });
+  }
+  return findings;
+}
+
+function checkExposure(host: string | null, port: number | null): Finding[] {
+  const warning = host === null || port === null ? null : exposureWarning(host, port);
+  return warning
+    ? [{
+      check: "exposure",
+      level: "warn",
+      message: warning,
+      fix: "courier restart --host 127.0.0.1",
+    }]
+    : [];
 }
 
 async function checkRegistries(root: string): Promise<Finding[]> {
@@ -256,9 +333,11 @@ async function checkTools(): Promise<Finding[]> {
 
 /**
  * Examines a courier home and this machine: the home's permissions, stale
- * PID/state files, unparsable registries, orphaned daemons, whether the
- * configured port is free (and who holds it), and the optional helper
- * tools. Each problem comes with the command that fixes it. Changes nothing.
+ * PID/state files, whether `config.json` and the API token are private, a
+ * daemon listening beyond loopback, unparsable registries, orphaned daemons,
+ * whether the configured port is free (and who holds it), and the optional
+ * helper tools. Each problem comes with the command that fixes it. Changes
+ * nothing.
  */
 export async function diagnose(home: string, options: DiagnoseOptions = {}): Promise<Diagnosis> {
   const root = homeLayout(home).root;
@@ -267,6 +346,8 @@ export async function diagnose(home: string, options: DiagnoseOptions = {}): Pro
   const findings = [
     ...homeFindings,
     ...state.findings,
+    ...await checkSecrets(homeLayout(root)),
+    ...checkExposure(state.host, state.runningPort),
     ...await checkRegistries(root),
     ...await checkDaemons(root),
     await checkPort(options.port ?? DEFAULT_PORT, options.host ?? DEFAULT_HOST, state.runningPort),

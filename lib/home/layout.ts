@@ -13,6 +13,8 @@ export interface HomeLayout {
   pidFile: string;
   /** `run/courier.json`: the daemon's state (see `DaemonState`). */
   stateFile: string;
+  /** `run/api.token`: the API token every request to the daemon must carry (mode 0600). */
+  tokenFile: string;
   /** `log/`: log files. */
   logDir: string;
   /** `log/courier.log`: the daemon's log. */
@@ -46,6 +48,7 @@ export function homeLayout(root: string): HomeLayout {
     lockFile: join(runDir, "courier.lock"),
     pidFile: join(runDir, "courier.pid"),
     stateFile: join(runDir, "courier.json"),
+    tokenFile: join(runDir, "api.token"),
     logDir,
     logFile: join(logDir, "courier.log"),
     configFile: join(abs, "config.json"),

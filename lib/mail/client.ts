@@ -1,5 +1,6 @@
 import { CourierError } from "../errors/mod.ts";
 import type { HomeLayout } from "../home/mod.ts";
+import { readTokenFile } from "../http/token.ts";
 import { readDaemonState } from "../service/state_file.ts";
 import type { ClaimEntry } from "./claims.ts";
 import type { MailListFilter, MailSummary, ReceiveResult } from "./service.ts";
@@ -49,7 +50,8 @@ export async function readDaemonApiUrl(layout: HomeLayout): Promise<string | nul
 }
 
 /**
- * A thin client of the mail HTTP API (what `courier mail …` uses).
+ * A thin client of the mail HTTP API (what `courier mail …` uses). It sends
+ * the API token with every request.
  *
  * @example
  * ```ts
@@ -60,25 +62,29 @@ export async function readDaemonApiUrl(layout: HomeLayout): Promise<string | nul
 export class MailClient {
   /** The daemon's base URL (`http://127.0.0.1:8644`). */
   readonly apiUrl: string;
+  readonly #token: string | undefined;
 
   /**
    * Creates a `MailClient`.
    *
    * @param apiUrl The daemon's base URL.
+   * @param options `token`: the API token (`<home>/run/api.token`).
    */
-  constructor(apiUrl: string) {
+  constructor(apiUrl: string, options: { token?: string } = {}) {
     this.apiUrl = apiUrl.replace(/\/+$/, "");
+    this.#token = options.token;
   }
 
   /**
-   * A client of the daemon running in `layout`'s home.
+   * A client of the daemon running in `layout`'s home, with the home's API token.
    *
    * @throws {DaemonNotRunningError} when no daemon state is recorded.
+   * @throws {TokenFileError} when the API token cannot be read (exit code 3).
    */
   static async connect(layout: HomeLayout): Promise<MailClient> {
     const url = await readDaemonApiUrl(layout);
     if (!url) throw new DaemonNotRunningError();
-    return new MailClient(url);
+    return new MailClient(url, { token: await readTokenFile(layout.tokenFile) });
   }
 
   /** Lists mails. */
@@ -156,9 +162,12 @@ export class MailClient {
   ): Promise<Record<string, unknown>> {
     let response: Response;
     try {
+      const headers: Record<string, string> = {};
+      if (this.#token !== undefined) headers.authorization = `Bearer ${this.#token}`;
+      if (method !== "GET") headers["content-type"] = "application/json";
       response = await fetch(this.apiUrl + path, {
         method,
-        headers: body === undefined ? {} : { "content-type": "application/json" },
+        headers,
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (error) {

@@ -1,13 +1,25 @@
+import { resolveSecret } from "../config/mod.ts";
 import { CourierError } from "../errors/mod.ts";
 import { readTextIfExists } from "../fs/mod.ts";
 import { isValidProvider } from "./mailbox.ts";
 
-/** Where outbound mail of one provider is delivered. */
+/**
+ * Where outbound mail of one provider is delivered. In `config.json` the URL
+ * and each header value may be written `"env:NAME"` to read it from the
+ * environment variable `NAME` when the daemon starts.
+ */
 export interface OutboundTarget {
   /** The URL each outbound mail is POSTed to as JSON. */
   url: string;
   /** Extra request headers (e.g. an `authorization` token). */
   headers?: Record<string, string>;
+}
+
+/** A `config.json` value that may be `"env:NAME"`: resolved, other values as they are. */
+function secretValue<T>(value: T, where: string): T | string {
+  return typeof value === "string" && value.startsWith("env:")
+    ? resolveSecret(value, { where })
+    : value;
 }
 
 /** Every setting of the mail service, resolved. */
@@ -92,7 +104,7 @@ function outboundTargets(where: string, value: unknown): Record<string, Outbound
         `outbound provider "${provider}" may hold only letters, digits, - and _`,
       );
     }
-    const url = (target as OutboundTarget)?.url;
+    const url = secretValue((target as OutboundTarget)?.url, `${where} outbound.${provider}.url`);
     let parsed: URL | null = null;
     try {
       parsed = typeof url === "string" ? new URL(url) : null;
@@ -102,13 +114,19 @@ function outboundTargets(where: string, value: unknown): Record<string, Outbound
     if (!parsed || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
       throw new MailConfigError(where, `outbound.${provider}.url must be an http(s) URL`);
     }
-    const headers = (target as OutboundTarget).headers;
+    let headers = (target as OutboundTarget).headers;
     if (
       headers !== undefined &&
       (typeof headers !== "object" || headers === null ||
         Object.values(headers).some((v) => typeof v !== "string"))
     ) {
       throw new MailConfigError(where, `outbound.${provider}.headers must map names to strings`);
+    }
+    if (headers) {
+      const at = `${where} outbound.${provider}.headers`;
+      headers = Object.fromEntries(
+        Object.entries(headers).map(([name, value]) => [name, secretValue(value, `${at}.${name}`)]),
+      );
     }
     targets[provider] = headers ? { url: parsed.href, headers } : { url: parsed.href };
   }

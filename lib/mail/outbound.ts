@@ -152,7 +152,7 @@ export class OutboundDispatcher {
         fm.delivery.delivered_at = at;
         delete fm.delivery.retry_at;
         await store.move(doc, "archive");
-        log.info(`mail: delivered ${id} to ${target!.url}`);
+        log.info(`mail: delivered ${id} to ${new URL(target!.url).origin}`);
         this.#deps.onOutcome("sent");
         return;
       }
@@ -163,7 +163,9 @@ export class OutboundDispatcher {
         fm.delivery.dead_at = at;
         fm.delivery.dead_reason = failure;
         await store.move(doc, "deadletter");
-        log.warn(`mail: dead-lettered outbound ${id} after ${fm.delivery.attempts}: ${failure}`);
+        log.warn(
+          `mail: dead-lettered outbound ${id} after ${fm.delivery.attempts}: ${forLog(failure)}`,
+        );
         this.#deps.onOutcome("dead");
         return;
       }
@@ -173,9 +175,17 @@ export class OutboundDispatcher {
       });
       fm.delivery.retry_at = new Date(now() + delay).toISOString();
       await store.update(doc);
-      log.warn(`mail: delivering ${id} failed (${failure}); retry in ${delay} ms`);
+      log.warn(`mail: delivering ${id} failed (${forLog(failure)}); retry in ${delay} ms`);
       this.#deps.onOutcome("retry");
       this.schedule(id, now() + delay);
     });
   }
+}
+
+/**
+ * A delivery failure as the log shows it: without the receiver's answer
+ * (it may echo the mail) or any URL (a webhook URL may hold a secret).
+ */
+function forLog(failure: string): string {
+  return failure.replace(/^(HTTP \d+): [^]*$/, "$1").replace(/\bhttps?:\/\/\S+/g, "<url>");
 }

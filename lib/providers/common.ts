@@ -267,16 +267,8 @@ export function fromBase64(text: string): Uint8Array {
   return out;
 }
 
-/**
- * Compares two strings in time that depends only on their lengths (for
- * signatures and tokens).
- */
-export function timingSafeEqual(a: string, b: string): boolean {
-  const x = encoder.encode(a), y = encoder.encode(b);
-  let diff = x.length ^ y.length;
-  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
-  return diff === 0;
-}
+/** Constant-time comparison lives with the daemon's API token in `lib/http`. */
+export { timingSafeEqual } from "../http/compare.ts";
 
 /** A platform's own error found in an answer by {@link CallPlatformOptions.platformFault}. */
 export interface PlatformFault {

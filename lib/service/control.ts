@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { CourierError, ExitCode, type ExitCodeValue } from "../errors/mod.ts";
 import { ensureHome, type HomeLayout, homeLayout } from "../home/mod.ts";
+import { readTokenFile } from "../http/mod.ts";
 import { tailLines } from "../log/mod.ts";
 import {
   currentRunMode,
@@ -53,7 +54,7 @@ const LOG_LINES_ON_FAILURE = 10;
 
 /**
  * Starts the daemon of `home` in the background and returns once it is
- * listening and `GET /health` answers 200.
+ * listening and `GET /health` answers 200 to the home's API token.
  *
  * Before spawning it refuses when a daemon already runs (exit 2) or the
  * port is taken (exit 4, naming the holder). The daemon is courier itself
@@ -87,7 +88,9 @@ export async function startService(home: string, options: StartOptions = {}): Pr
       details,
     });
   }
-  const health = await fetchHealth(message.state.api_url);
+  const health = await fetchHealth(message.state.api_url, {
+    token: await readTokenFile(layout.tokenFile),
+  });
   if (!health.ok) {
     throw new StartFailedError(
       `Courier started (PID ${message.state.pid}) but ${health.reason}`,

@@ -1,10 +1,12 @@
 import { CourierError, HomePermissionError } from "../errors/mod.ts";
 import { ensureHome, type HomeLayout, homeLayout } from "../home/mod.ts";
+import { exposureWarning } from "../http/mod.ts";
 import { type Logger, openLogger } from "../log/mod.ts";
 import { findPortHolder } from "../net/mod.ts";
 import { readProcessIdentity } from "../proc/mod.ts";
 import type { Supervisor } from "../service_manager/mod.ts";
 import { VERSION } from "../version/mod.ts";
+import { prepareApiGuard } from "./api_guard.ts";
 import { defaultExtensions } from "./default_extensions.ts";
 import { AlreadyRunningError, PortInUseError } from "./errors.ts";
 import type { DaemonExtension } from "./extension.ts";
@@ -177,6 +179,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       startedAt,
       extensions,
       onError: (error) => log.error(`request failed: ${errorText(error)}`),
+      guard: await prepareApiGuard(layout, host, log),
     });
     try {
       server = Deno.serve({ hostname: host, port, onListen() {} }, handler);
@@ -206,6 +209,8 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     };
     await writeDaemonState(layout, state);
     log.info(`started: listening on ${state.api_url} (home ${layout.root}, version ${VERSION})`);
+    const exposed = exposureWarning(host, port);
+    if (exposed) log.warn(exposed);
     reporter.ready(state);
 
     await stopRequested;

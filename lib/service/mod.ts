@@ -13,6 +13,7 @@
  *
  * @module
  */
+export * from "./api_guard.ts";
 export * from "./control.ts";
 export * from "./daemon.ts";
 export * from "./defaults.ts";

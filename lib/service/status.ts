@@ -1,4 +1,5 @@
 import type { HomeLayout } from "../home/mod.ts";
+import { readTokenFile } from "../http/token.ts";
 import { isProcessAlive, processAgeSeconds, readProcessIdentity } from "../proc/mod.ts";
 import type { Supervisor } from "../service_manager/mod.ts";
 import { instanceLockHolder } from "./instance_lock.ts";
@@ -46,16 +47,24 @@ export interface StatusOptions {
   startingLimitS?: number;
 }
 
-/** Asks a daemon's `/health`; returns its JSON on a 200 answer, else an error text. */
+/**
+ * Asks a daemon's `/health`, with the API token when given (then the answer
+ * has every field, and a wrong token is an error); returns its JSON on a 200
+ * answer, else an error text.
+ */
 export async function fetchHealth(
   url: string,
-  options: { timeoutMs?: number } = {},
+  options: { timeoutMs?: number; token?: string } = {},
 ): Promise<{ ok: true; body: Record<string, unknown> } | { ok: false; reason: string }> {
   try {
     const response = await fetch(`${url}/health`, {
+      headers: options.token === undefined ? {} : { authorization: `Bearer ${options.token}` },
       signal: AbortSignal.timeout(options.timeoutMs ?? 2000),
     });
     const text = await response.text();
+    if (response.status === 401) {
+      return { ok: false, reason: "/health refused the API token (was the token file replaced?)" };
+    }
     if (response.status !== 200) {
       return { ok: false, reason: `/health answered ${response.status}` };
     }
@@ -69,7 +78,10 @@ export async function fetchHealth(
  * Finds out the state of a home's daemon without disturbing it: it reads
  * the PID and state files, checks the recorded process identity (a reused
  * PID is not our daemon), reads who holds the instance lock from the
- * kernel's lock table (never by trying to take it), and asks `/health`.
+ * kernel's lock table (never by trying to take it), and asks `/health` with
+ * the home's API token.
+ *
+ * @throws {TokenFileError} when a daemon runs but the API token cannot be read.
  */
 export async function getStatus(
   layout: HomeLayout,
@@ -134,7 +146,10 @@ export async function getStatus(
       supervisor: state.supervisor ?? null,
     };
     if (options.health === false) return live;
-    const health = await fetchHealth(state.api_url, { timeoutMs: options.healthTimeoutMs });
+    const health = await fetchHealth(state.api_url, {
+      timeoutMs: options.healthTimeoutMs,
+      token: await readTokenFile(layout.tokenFile),
+    });
     if (!health.ok) return { ...live, state: "unhealthy", reason: health.reason };
     const uptime = Number(health.body.uptime_s);
     return {

@@ -4,6 +4,8 @@
  * in that temporary directory (so only PIDs this test started) and fails
  * the test if any was still running: a leaked daemon is a bug.
  */
+import { homeLayout } from "../../lib/home/mod.ts";
+import { readTokenFile } from "../../lib/http/mod.ts";
 import { findDaemons } from "../../lib/service/mod.ts";
 import {
   type CommandLine,
@@ -74,6 +76,11 @@ export class TestHome {
     return courier([...args, "--home", this.home], options);
   }
 
+  /** The home's API token (`<home>/run/api.token`), as every client must send it. */
+  token(): Promise<string> {
+    return apiToken(this.home);
+  }
+
   /** Another home below the same root. */
   sibling(name: string): string {
     return `${this.root}/${name}`;
@@ -118,4 +125,26 @@ export function json<T = Record<string, unknown>>(result: RunResult): T {
   } catch {
     throw new Error(`not JSON (exit ${result.code}): ${result.stdout}\nstderr: ${result.stderr}`);
   }
+}
+
+/** The API token of a courier home (`<home>/run/api.token`). */
+export function apiToken(home: string): Promise<string> {
+  return readTokenFile(homeLayout(home).tokenFile);
+}
+
+/**
+ * `fetch` with the home's API token (and `Content-Type: application/json`
+ * when there is a body), as courier's own clients send requests.
+ */
+export async function authedFetch(
+  home: string,
+  url: string,
+  init: RequestInit = {},
+): Promise<Response> {
+  const headers = new Headers(init.headers);
+  headers.set("authorization", `Bearer ${await apiToken(home)}`);
+  if (init.body !== undefined && !headers.has("content-type")) {
+    headers.set("content-type", "application/json");
+  }
+  return await fetch(url, { ...init, headers });
 }

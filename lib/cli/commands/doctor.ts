@@ -8,6 +8,7 @@ import type { Style } from "../output.ts";
 const MARK: Record<FindingLevel, [string, Style]> = {
   ok: ["ok", "green"],
   info: ["info", "blue"],
+  warn: ["warn", "yellow"],
   problem: ["PROBLEM", "red"],
 };
 

@@ -8,6 +8,7 @@ import { serviceCommand } from "./service.ts";
 import { daemonCommand, restartCommand, startCommand } from "./start.ts";
 import { statusCommand } from "./status.ts";
 import { killCommand, stopCommand } from "./stop.ts";
+import { tokenCommand } from "./token.ts";
 
 /** Every top-level command, in help order. */
 export const COMMANDS: Command[] = [
@@ -19,6 +20,7 @@ export const COMMANDS: Command[] = [
   logsCommand,
   doctorCommand,
   mailCommand,
+  tokenCommand,
   portCommand,
   serviceCommand,
   daemonCommand,

@@ -149,6 +149,9 @@ async function doStart(
   try {
     const { state, elapsedMs } = await startService(home, options);
     const by = state.supervisor ? ` by ${state.supervisor.manager} (${state.supervisor.name})` : "";
+    const { exposureWarning } = await import("../../http/host.ts");
+    const exposed = exposureWarning(state.host, state.port);
+    if (exposed) ctx.out.warn(`warning: ${exposed}`);
     ctx.out.result(
       `Courier started${by} (PID ${state.pid}) at ${state.api_url}`,
       {
@@ -161,6 +164,7 @@ async function doStart(
         version: state.version,
         elapsed_ms: Math.round(elapsedMs),
         supervisor: state.supervisor ?? null,
+        ...(exposed ? { warning: exposed } : {}),
       },
     );
     return 0;
