@@ -1,4 +1,5 @@
 import type { HomeLayout } from "../home/mod.ts";
+import { httpGet } from "../net/http_get.ts";
 import { isProcessAlive, processAgeSeconds, readProcessIdentity } from "../proc/mod.ts";
 import { instanceLockHolder } from "./instance_lock.ts";
 import { type DaemonState, readDaemonState, readPidFile } from "./state_file.ts";
@@ -49,10 +50,9 @@ export async function fetchHealth(
   options: { timeoutMs?: number } = {},
 ): Promise<{ ok: true; body: Record<string, unknown> } | { ok: false; reason: string }> {
   try {
-    const response = await fetch(`${url}/health`, {
-      signal: AbortSignal.timeout(options.timeoutMs ?? 2000),
-    });
-    const text = await response.text();
+    // Not fetch: its first use costs a short-lived CLI process 10-20 ms.
+    const response = await httpGet(`${url}/health`, { timeoutMs: options.timeoutMs ?? 2000 });
+    const text = response.body;
     if (response.status !== 200) {
       return { ok: false, reason: `/health answered ${response.status}` };
     }
@@ -72,11 +72,9 @@ export async function getStatus(
   layout: HomeLayout,
   options: StatusOptions = {},
 ): Promise<ServiceStatus> {
-  const [state, pidFromFile, holder] = await Promise.all([
-    readDaemonState(layout),
-    readPidFile(layout),
-    instanceLockHolder(layout),
-  ]);
+  const [state, pidFromFile] = await Promise.all([readDaemonState(layout), readPidFile(layout)]);
+  // The kernel's lock table (slow to read on a busy machine) only when no live daemon is named.
+  const holder = () => instanceLockHolder(layout);
   const status: ServiceStatus = {
     state: "stopped",
     pid: null,
@@ -109,7 +107,8 @@ export async function getStatus(
   if (state) {
     const alive = await isProcessAlive(state.identity);
     if (!alive) {
-      if (holder) return await starting(holder);
+      const pid = await holder();
+      if (pid) return await starting(pid);
       return {
         ...status,
         state: "stale",
@@ -138,7 +137,8 @@ export async function getStatus(
       uptime_s: Number.isFinite(uptime) ? Math.round(uptime) : live.uptime_s,
     };
   }
-  if (holder) return await starting(holder);
+  const pid = await holder();
+  if (pid) return await starting(pid);
   if (pidFromFile !== null) {
     return {
       ...status,
