@@ -116,9 +116,9 @@ Deno.test("parseArgs: the messages the CLI prints", () => {
   assert.equal(problem(["--", "x"], false).message, 'unexpected argument "x"');
 });
 
-Deno.test("parseArgs: an error says whether a positional came before it", () => {
-  assert.equal(problem(["sh", "-c", "echo"]).afterPositional, true);
-  assert.equal(problem(["-c", "sh"]).afterPositional, false);
+Deno.test("parseArgs: an error names the positionals that came before it", () => {
+  assert.deepEqual(problem(["sh", "-c", "echo"]).positionals, ["sh"]);
+  assert.deepEqual(problem(["-c", "sh"]).positionals, []);
 });
 
 Deno.test("parseArgs: names that exist on every object are not options", () => {

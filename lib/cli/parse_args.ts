@@ -60,24 +60,24 @@ export class ParseArgsError extends UsageError {
   readonly problem: ArgsProblem;
   /** The option or argument as it was written (`--bogus`, `-x`, `extra`). */
   readonly token: string;
-  /** Whether a positional argument came before it. */
-  readonly afterPositional: boolean;
+  /** The positional arguments that came before it. */
+  readonly positionals: readonly string[];
 
   /**
    * @param problem What is wrong.
    * @param message The one-line explanation.
-   * @param details The offending token, and whether a positional came before it.
+   * @param details The offending token, and the positionals that came before it.
    */
   constructor(
     problem: ArgsProblem,
     message: string,
-    details: { token: string; afterPositional: boolean },
+    details: { token: string; positionals: readonly string[] },
   ) {
     super(message);
     this.name = "ParseArgsError";
     this.problem = problem;
     this.token = details.token;
-    this.afterPositional = details.afterPositional;
+    this.positionals = details.positionals;
   }
 }
 
@@ -103,7 +103,7 @@ export function parseArgs(args: readonly string[], options: ParseArgsOptions): P
   const values: ParsedArgs["values"] = {};
   const positionals: string[] = [];
   const fail = (problem: ArgsProblem, message: string, token: string): ParseArgsError =>
-    new ParseArgsError(problem, message, { token, afterPositional: positionals.length > 0 });
+    new ParseArgsError(problem, message, { token, positionals: [...positionals] });
   const set = (name: string, value: string | boolean) => {
     if (specs[name].multiple) {
       const list = values[name];

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { CourierError, ExitCode, type ExitCodeValue } from "../errors/mod.ts";
 import { ensureHome, type HomeLayout, homeLayout } from "../home/mod.ts";
 import { tailLines } from "../log/mod.ts";
@@ -92,14 +91,17 @@ async function logExcerpt(layout: HomeLayout): Promise<string[]> {
   return lines.length ? [`Last lines of ${layout.logFile}:`, ...lines.map((l) => `  ${l}`)] : [];
 }
 
-function spawnAndAwaitReadiness(
+async function spawnAndAwaitReadiness(
   layout: HomeLayout,
   command: { command: string; args: string[] },
   timeoutMs: number,
 ): Promise<ReadinessMessage> {
-  return new Promise((resolve, reject) => {
-    // node:child_process is used for `detached`: the daemon gets its own
-    // session (setsid), so closing the terminal or Ctrl-C there never reaches it.
+  // node:child_process is used for `detached`: the daemon gets its own
+  // session (setsid), so closing the terminal or Ctrl-C there never reaches it.
+  // Imported only here: it costs ~35 ms, which `status` and a `start` that
+  // finds the daemon running must not pay.
+  const { spawn } = await import("node:child_process");
+  return await new Promise((resolve, reject) => {
     const child = spawn(command.command, command.args, {
       cwd: "/",
       detached: true,

@@ -1,17 +1,7 @@
 import { UsageError } from "../../errors/mod.ts";
-import { resolveHome } from "../../home/mod.ts";
-import {
-  AlreadyRunningError,
-  DEFAULT_HOST,
-  DEFAULT_PORT,
-  leaseDaemonPort,
-  NotRunningError,
-  pipeReporter,
-  runDaemon,
-  type StartOptions,
-  startService,
-  stopService,
-} from "../../service/mod.ts";
+import type { HomeLayout } from "../../home/mod.ts";
+import { DEFAULT_HOST, DEFAULT_PORT } from "../../service/defaults.ts";
+import type { StartOptions } from "../../service/mod.ts";
 import { parseInteger, parsePort, parseSeconds, stringOption } from "../args.ts";
 import type { Command, CommandContext, OptionSpec } from "../command.ts";
 import type { Output } from "../output.ts";
@@ -107,7 +97,14 @@ function startOptions(
   };
 }
 
+/** `--port auto`: the port lease, whose module is loaded only then. */
+async function leaseDaemonPort(layout: HomeLayout, host: string) {
+  const { leaseDaemonPort } = await import("../../service/port_lease.ts");
+  return await leaseDaemonPort(layout, host);
+}
+
 async function runForeground(home: string, settings: ServeSettings, out: Output): Promise<number> {
+  const { runDaemon } = await import("../../service/daemon.ts");
   return await runDaemon({
     home,
     host: settings.host,
@@ -137,11 +134,28 @@ async function doStart(
   ctx: CommandContext,
   options: ReturnType<typeof startOptions>,
 ): Promise<number> {
+  const { resolveHome } = await import("../../home/mod.ts");
   const home = resolveHome(ctx.homeOption);
   if (ctx.values.foreground) {
     return await runForeground(home, options.settings, ctx.out);
   }
+  const { AlreadyRunningError } = await import("../../service/errors.ts");
+  const alreadyRunning = (error: InstanceType<typeof AlreadyRunningError>) => {
+    ctx.out.result(error.message, {
+      started: false,
+      already_running: true,
+      pid: error.pid,
+      port: error.port,
+    });
+    return 0;
+  };
+  if (ctx.values["if-not-running"]) {
+    // The everyday case of a dotfile line, answered without loading what spawning needs.
+    const running = await runningDaemon(home);
+    if (running) return alreadyRunning(running);
+  }
   try {
+    const { startService } = await import("../../service/control.ts");
     const { state, elapsedMs } = await startService(home, options);
     ctx.out.result(
       `Courier started (PID ${state.pid}) at ${state.api_url}`,
@@ -159,16 +173,23 @@ async function doStart(
     return 0;
   } catch (error) {
     if (error instanceof AlreadyRunningError && ctx.values["if-not-running"]) {
-      ctx.out.result(error.message, {
-        started: false,
-        already_running: true,
-        pid: error.pid,
-        port: error.port,
-      });
-      return 0;
+      return alreadyRunning(error);
     }
     throw error;
   }
+}
+
+/**
+ * The daemon of `home` when one runs or is starting, as the error `start`
+ * would give (`startService` checks the same, after loading more).
+ */
+async function runningDaemon(home: string) {
+  const { homeLayout } = await import("../../home/mod.ts");
+  const { getStatus } = await import("../../service/status.ts");
+  const status = await getStatus(homeLayout(home), { health: false });
+  if (status.state !== "running" && status.state !== "starting") return null;
+  const { AlreadyRunningError } = await import("../../service/errors.ts");
+  return new AlreadyRunningError(status.pid ?? undefined, status.port ?? undefined);
 }
 
 /** `courier start`. */
@@ -202,6 +223,9 @@ export const restartCommand: Command = {
     const timeoutMs = stopTimeout === undefined
       ? undefined
       : parseSeconds(stopTimeout, { option: "--stop-timeout", hint });
+    const { resolveHome } = await import("../../home/mod.ts");
+    const { stopService } = await import("../../service/control.ts");
+    const { NotRunningError } = await import("../../service/errors.ts");
     try {
       const stopped = await stopService(resolveHome(ctx.homeOption), { timeoutMs });
       ctx.out.text(`Stopped Courier (PID ${stopped.pid})${stopped.forced ? " with SIGKILL" : ""}`);
@@ -220,6 +244,9 @@ export const daemonCommand: Command = {
   options: SERVE_OPTIONS,
   hidden: true,
   async run(ctx) {
+    const { resolveHome } = await import("../../home/mod.ts");
+    const { runDaemon } = await import("../../service/daemon.ts");
+    const { pipeReporter } = await import("../../service/readiness.ts");
     const home = resolveHome(ctx.homeOption);
     const settings = serveSettings(ctx.values, "courier start --help");
     return await runDaemon({
