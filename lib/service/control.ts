@@ -96,83 +96,77 @@ async function spawnAndAwaitReadiness(
   command: { command: string; args: string[] },
   timeoutMs: number,
 ): Promise<ReadinessMessage> {
-  // node:child_process is used for `detached`: the daemon gets its own
-  // session (setsid), so closing the terminal or Ctrl-C there never reaches it.
-  // Imported only here: it costs ~35 ms, which `status` and a `start` that
-  // finds the daemon running must not pay.
-  const { spawn } = await import("node:child_process");
-  return await new Promise((resolve, reject) => {
-    const child = spawn(command.command, command.args, {
+  let child: Deno.ChildProcess;
+  try {
+    // `detached`: the daemon gets its own session (setsid), so closing the terminal or
+    // Ctrl-C there never reaches it.
+    child = new Deno.Command(command.command, {
+      args: command.args,
       cwd: "/",
       detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (error) {
+    throw new StartFailedError(`cannot run ${command.command}: ${(error as Error).message}`);
+  }
+  child.unref(); // the daemon outlives this process
+  let stderr = "";
+  const errors = child.stderr.getReader();
+  const stderrRead = (async () => {
+    const decoder = new TextDecoder();
+    for (let chunk = await errors.read(); !chunk.done; chunk = await errors.read()) {
+      stderr = (stderr + decoder.decode(chunk.value, { stream: true })).slice(-8192);
+    }
+  })().catch(() => {});
+  // The deadline is an AbortSignal.timeout, not a setTimeout: in Deno 2 the first setTimeout
+  // loads Node's timers, which `start` would pay for. Its listener goes in the end, so the
+  // deadline never holds this process open.
+  const deadline = AbortSignal.timeout(timeoutMs);
+  let onDeadline = () => {};
+  const timedOut = new Promise<"timeout">((resolve) => (onDeadline = () => resolve("timeout")));
+  deadline.addEventListener("abort", onDeadline, { once: true });
+  const output = child.stdout.getReader();
+  const failure = async (message: string) =>
+    new StartFailedError(message, [...stderrLines(stderr), ...await logExcerpt(layout)]);
+  const tooLate = () => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+    return failure(
+      `Courier did not become ready within ${timeoutMs / 1000} s (PID ${child.pid} killed)`,
+    );
+  };
+  try {
+    const decoder = new TextDecoder();
     let stdout = "";
-    let stderr = "";
-    let settled = false;
-    const finish = (action: () => void) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      child.stdout?.removeAllListeners();
-      child.stderr?.removeAllListeners();
-      child.removeAllListeners();
-      child.stdout?.destroy();
-      child.stderr?.destroy();
-      child.unref();
-      action();
-    };
-    const timer = setTimeout(() => {
-      finish(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch {
-          // already gone
-        }
-        logExcerpt(layout).then((lines) =>
-          reject(
-            new StartFailedError(
-              `Courier did not become ready within ${timeoutMs / 1000} s (PID ${child.pid} killed)`,
-              [...stderrLines(stderr), ...lines],
-            ),
-          )
-        );
-      });
-    }, timeoutMs);
-    child.stdout?.setEncoding("utf8");
-    child.stderr?.setEncoding("utf8");
-    child.stdout?.on("data", (chunk: string) => {
-      stdout += chunk;
-      for (const line of stdout.split("\n").slice(0, -1)) {
+    while (true) {
+      const chunk = await Promise.race([output.read(), timedOut]);
+      if (chunk === "timeout") throw await tooLate();
+      stdout += chunk.done ? decoder.decode() : decoder.decode(chunk.value, { stream: true });
+      // Whole lines, and at the end whatever is left: a line written just before exiting counts.
+      const lines = stdout.split("\n");
+      for (const line of chunk.done ? lines : lines.slice(0, -1)) {
         const message = parseReadinessLine(line);
-        if (message) return finish(() => resolve(message));
+        if (message) return message;
       }
-    });
-    child.stderr?.on("data", (chunk: string) => {
-      stderr = (stderr + chunk).slice(-8192);
-    });
-    child.on("error", (error: Error) => {
-      finish(() => reject(new StartFailedError(`cannot run ${command.command}: ${error.message}`)));
-    });
-    // "close" comes after the process exited *and* its pipes were drained,
-    // so a readiness line written just before exiting is never missed.
-    child.on("close", (code: number | null, signal: string | null) => {
-      for (const line of stdout.split("\n")) {
-        const message = parseReadinessLine(line);
-        if (message) return finish(() => resolve(message));
-      }
-      finish(() => {
-        logExcerpt(layout).then((lines) =>
-          reject(
-            new StartFailedError(
-              `Courier exited before it was ready (${signal ?? `exit code ${code}`})`,
-              [...stderrLines(stderr), ...lines],
-            ),
-          )
-        );
-      });
-    });
-  });
+      if (chunk.done) break;
+    }
+    // Its stdout ended without a readiness line: the daemon has exited (or is about to).
+    const status = await Promise.race([child.status, timedOut]);
+    if (status === "timeout") throw await tooLate();
+    await Promise.race([stderrRead, timedOut]);
+    throw await failure(
+      `Courier exited before it was ready (${status.signal ?? `exit code ${status.code}`})`,
+    );
+  } finally {
+    deadline.removeEventListener("abort", onDeadline);
+    await output.cancel().catch(() => {});
+    await errors.cancel().catch(() => {});
+  }
 }
 
 function stderrLines(stderr: string): string[] {

@@ -145,11 +145,17 @@ export class HostedServices implements DaemonExtension {
   /** Waits for `entry`'s start to settle, at most `startWaitMs`; returns its state then. */
   async #waitFor(entry: Entry): Promise<HostedServiceState> {
     if (entry.state !== "failed") {
+      // AbortSignal.timeout, not setTimeout (the first setTimeout loads Node's timers); its
+      // listener is removed afterwards, so a pending deadline never holds the process open.
       const deadline = AbortSignal.timeout(this.#startWaitMs);
-      const timedOut = new Promise<void>((resolve) =>
-        deadline.addEventListener("abort", () => resolve(), { once: true })
-      );
-      await Promise.race([entry.settled, timedOut]);
+      let onDeadline = () => {};
+      const timedOut = new Promise<void>((resolve) => (onDeadline = resolve));
+      deadline.addEventListener("abort", onDeadline, { once: true });
+      try {
+        await Promise.race([entry.settled, timedOut]);
+      } finally {
+        deadline.removeEventListener("abort", onDeadline);
+      }
     }
     return entry.state;
   }
