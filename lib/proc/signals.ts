@@ -51,6 +51,16 @@ export async function signalIfSame(
 }
 
 /**
+ * Waits `ms`. Not with setTimeout: in Deno 2 its first use loads Node's
+ * timers (some 40 modules), which `courier stop` would pay for.
+ */
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    AbortSignal.timeout(ms).addEventListener("abort", () => resolve(), { once: true });
+  });
+}
+
+/**
  * Waits until the recorded process has exited. A process that is not our
  * child cannot be awaited directly (that needs pidfd), so this checks its
  * identity with a short back-off (1 ms doubling to 20 ms), which costs
@@ -65,7 +75,7 @@ export async function waitForExit(
   while (await isProcessAlive(identity)) {
     const left = deadline - performance.now();
     if (left <= 0) return false;
-    await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)));
+    await sleep(Math.min(delay, left));
     delay = Math.min(delay * 2, 20);
   }
   return true;

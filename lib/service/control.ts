@@ -16,7 +16,7 @@ import { AlreadyRunningError, NotRunningError, StartFailedError } from "./errors
 import { assertPortAvailable } from "./port_check.ts";
 import { parseReadinessLine, type ReadinessMessage } from "./readiness.ts";
 import { type DaemonState, removeRunFiles } from "./state_file.ts";
-import { fetchHealth, getStatus, type ServiceStatus } from "./status.ts";
+import { getStatus, type ServiceStatus } from "./status.ts";
 
 /** Options of {@link startService}. */
 export interface StartOptions {
@@ -44,7 +44,8 @@ const LOG_LINES_ON_FAILURE = 10;
 
 /**
  * Starts the daemon of `home` in the background and returns once it is
- * listening and `GET /health` answers 200.
+ * listening and `GET /health` answers 200 (the daemon checks that itself
+ * before it reports ready).
  *
  * Before spawning it refuses when a daemon already runs (exit 2) or the
  * port is taken (exit 4, naming the holder). The daemon is courier itself
@@ -76,13 +77,8 @@ export async function startService(home: string, options: StartOptions = {}): Pr
       details,
     });
   }
-  const health = await fetchHealth(message.state.api_url);
-  if (!health.ok) {
-    throw new StartFailedError(
-      `Courier started (PID ${message.state.pid}) but ${health.reason}`,
-      await logExcerpt(layout),
-    );
-  }
+  // Ready means answering: the daemon has asked its own /health before it said so (asking
+  // again from here would wait for the services it starts right after).
   return { state: message.state, elapsedMs: performance.now() - began };
 }
 

@@ -5,13 +5,14 @@ import { findPortHolder } from "../net/mod.ts";
 import { readProcessIdentity } from "../proc/mod.ts";
 import { VERSION } from "../version/mod.ts";
 import { defaultExtensions } from "./default_extensions.ts";
-import { AlreadyRunningError, PortInUseError } from "./errors.ts";
+import { AlreadyRunningError, PortInUseError, StartFailedError } from "./errors.ts";
 import type { DaemonExtension } from "./extension.ts";
 import { HostedServices } from "./hosted_services.ts";
 import { createHandler } from "./http_app.ts";
 import { instanceLockHolder, tryAcquireInstanceLock } from "./instance_lock.ts";
 import { assertPortAvailable } from "./port_check.ts";
 import type { ReadinessReporter } from "./readiness.ts";
+import { fetchHealth } from "./status.ts";
 import {
   apiUrl,
   createPidFile,
@@ -61,7 +62,8 @@ const STOP_SIGNALS: Deno.Signal[] = ["SIGTERM", "SIGINT", "SIGHUP"];
  * prepare the hosted services (cheap checks: a bad `config.json` refuses the
  * start here) → check the port (IPv4 and IPv6 twin) and bind it (the bind is
  * authoritative) → create the PID file with O_EXCL → write the state file
- * atomically → report readiness → start the hosted services, in the
+ * atomically → check that its own `/health` answers 200 → report readiness →
+ * start the hosted services, in the
  * background (their modules load only now; requests for them wait, see
  * {@link HostedServices}). On SIGTERM/SIGINT it stops accepting, finishes
  * requests in flight, stops the services, removes its PID and state files,
@@ -198,6 +200,11 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       port_leased: options.port === "auto" ? true : undefined,
     };
     await writeDaemonState(layout, state);
+    // Ready means answering: ask our own /health over TCP, as any client would.
+    const health = await fetchHealth(state.api_url);
+    if (!health.ok) {
+      throw new StartFailedError(`listening on ${state.api_url}, but ${health.reason}`);
+    }
     log.info(`started: listening on ${state.api_url} (home ${layout.root}, version ${VERSION})`);
     reporter.ready(state);
     services.start(); // after ready: requests for a service wait for its start
