@@ -16,6 +16,9 @@
  * | `start`                   | `courier start` in a new home, until `/health` is 200 | ≤ 4×   |
  * | `stop`                    | `courier stop` of that daemon, until it has exited   | ≤ 2.5× |
  *
+ * (`stop` is timed once that daemon's services run: it signals ready before
+ * they load, and a stop that comes meanwhile first waits for them.)
+ *
  * In `deno run` mode it also times an empty module run the way courier is
  * run (its permission flags and `deno.json`): the floor of any courier
  * command in that mode, shown for reference.
@@ -52,6 +55,8 @@ interface Case {
   command(round: number): Promise<CommandLine> | CommandLine;
   /** Exit codes that count as success. */
   expect?: number[];
+  /** Runs before the command, untimed. */
+  before?(round: number): Promise<void>;
 }
 
 /** One case's result. */
@@ -90,6 +95,78 @@ async function timed(line: CommandLine, expect: number[]): Promise<number> {
     );
   }
   return ms;
+}
+
+/**
+ * Waits until the daemon of `home` reports every hosted service running: it
+ * signals ready before they load, and a stop that comes while they load
+ * waits for them (the stop of a settled daemon is what is timed).
+ */
+async function servicesRunning(home: string): Promise<void> {
+  const state = JSON.parse(await Deno.readTextFile(`${home}/run/courier.json`));
+  for (let i = 0; i < 1000; i++) {
+    const health = await fetch(`${state.api_url}/health`).then((r) => r.json(), () => null);
+    const states = Object.values(health?.services ?? {}) as { state: string }[];
+    if (states.every((s) => s.state !== "starting" && s.state !== "waiting")) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`the services of ${home} did not start`);
+}
+
+/**
+ * What `status` and `start` cannot do without, as bare modules: one GET of
+ * the running daemon's `/health`; one process that starts another, which
+ * binds a port and reports on a pipe (two process starts and a bind).
+ */
+async function floors(root: string, daemonPort: string, freePort: string): Promise<Case[]> {
+  await Deno.writeTextFile(
+    `${root}/get.ts`,
+    `const c = await Deno.connect({ hostname: "127.0.0.1", port: ${daemonPort} });
+await c.write(new TextEncoder().encode("GET /health HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n"));
+const buffer = new Uint8Array(65536);
+while ((await c.read(buffer)) !== null);
+c.close();
+`,
+  );
+  await Deno.writeTextFile(
+    `${root}/child.ts`,
+    `const listener = Deno.listen({ hostname: "127.0.0.1", port: ${freePort} });
+Deno.stdout.writeSync(new TextEncoder().encode("ready\\n"));
+listener.close();
+`,
+  );
+  await Deno.writeTextFile(
+    `${root}/parent.ts`,
+    `const child = new Deno.Command(Deno.execPath(), {
+  args: ["run", "-A", "${root}/child.ts"], detached: true, stdin: "null", stdout: "piped", stderr: "null",
+}).spawn();
+child.unref();
+const reader = child.stdout.getReader();
+let text = "";
+while (!text.includes("\\n")) {
+  const { value, done } = await reader.read();
+  if (done) break;
+  text += new TextDecoder().decode(value);
+}
+Deno.exit(text.startsWith("ready") ? 0 : 1);
+`,
+  );
+  const run = (module: string): CommandLine => ({
+    command: Deno.execPath(),
+    args: ["run", "-A", `${root}/${module}`],
+  });
+  return [
+    {
+      key: "floor_get",
+      label: "empty module + one GET /health of the daemon",
+      command: () => run("get.ts"),
+    },
+    {
+      key: "floor_two_processes",
+      label: "a process that starts one that binds and reports",
+      command: () => run("parent.ts"),
+    },
+  ];
 }
 
 async function compileEmpty(dir: string): Promise<string> {
@@ -149,6 +226,7 @@ async function main(): Promise<number> {
     homes.push(running);
     const runningPort = String(await port());
     await timed(courier(["start", "--home", running, "--port", runningPort]), [0]);
+    if (!binary) reference.push(...await floors(root, runningPort, String(await port())));
     const roundHomes: string[] = [];
     const cases: Case[] = [
       {
@@ -189,8 +267,9 @@ async function main(): Promise<number> {
       },
       {
         key: "stop",
-        label: "courier stop",
+        label: "courier stop (services running)",
         target: 2.5,
+        before: (round) => servicesRunning(roundHomes[round]),
         command: (round) => courier(["stop", "--home", roundHomes[round]]),
       },
     ];
@@ -202,6 +281,7 @@ async function main(): Promise<number> {
       const quick = cases.slice(0, -2);
       const order = [...quick.slice(round % quick.length), ...quick.slice(0, round % quick.length)];
       for (const c of [...order, ...cases.slice(-2)]) {
+        await c.before?.(round);
         samples.get(c.key)!.push(await timed(await c.command(round), c.expect ?? [0]));
       }
     }

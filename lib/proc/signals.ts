@@ -63,8 +63,9 @@ function sleep(ms: number): Promise<void> {
 /**
  * Waits until the recorded process has exited. A process that is not our
  * child cannot be awaited directly (that needs pidfd), so this checks its
- * identity with a short back-off (1 ms doubling to 20 ms), which costs
- * microseconds per check. Resolves `true` once it is gone, `false` on timeout.
+ * identity with a short back-off (1 ms doubling to 5 ms), which costs
+ * microseconds per check and notices the exit within 5 ms. Resolves `true`
+ * once it is gone, `false` on timeout.
  */
 export async function waitForExit(
   identity: ProcessIdentity,
@@ -76,7 +77,7 @@ export async function waitForExit(
     const left = deadline - performance.now();
     if (left <= 0) return false;
     await sleep(Math.min(delay, left));
-    delay = Math.min(delay * 2, 20);
+    delay = Math.min(delay * 2, 5);
   }
   return true;
 }

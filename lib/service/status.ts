@@ -1,6 +1,6 @@
 import type { HomeLayout } from "../home/mod.ts";
 import { httpGet } from "../net/http_get.ts";
-import { isProcessAlive, processAgeSeconds, readProcessIdentity } from "../proc/mod.ts";
+import { isProcessAlive, processAgeSeconds, readProcessIdentity } from "../proc/identity.ts";
 import { instanceLockHolder } from "./instance_lock.ts";
 import { type DaemonState, readDaemonState, readPidFile } from "./state_file.ts";
 
