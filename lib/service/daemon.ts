@@ -183,6 +183,9 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       throw error;
     }
 
+    // Ready means answering: ask our own /health over TCP, as any client would (meanwhile the
+    // run files are written).
+    const selfCheck = fetchHealth(apiUrl(host, port));
     const identity = await readProcessIdentity(Deno.pid);
     if (!identity) throw new CourierError("cannot read this process's identity from the system");
     await createPidFile(layout, Deno.pid);
@@ -200,8 +203,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       port_leased: options.port === "auto" ? true : undefined,
     };
     await writeDaemonState(layout, state);
-    // Ready means answering: ask our own /health over TCP, as any client would.
-    const health = await fetchHealth(state.api_url);
+    const health = await selfCheck;
     if (!health.ok) {
       throw new StartFailedError(`listening on ${state.api_url}, but ${health.reason}`);
     }

@@ -134,12 +134,14 @@ async function doStart(
   ctx: CommandContext,
   options: ReturnType<typeof startOptions>,
 ): Promise<number> {
-  const { resolveHome } = await import("../../home/mod.ts");
+  const [{ resolveHome }, { AlreadyRunningError }] = await Promise.all([
+    import("../../home/mod.ts"),
+    import("../../service/errors.ts"),
+  ]);
   const home = resolveHome(ctx.homeOption);
   if (ctx.values.foreground) {
     return await runForeground(home, options.settings, ctx.out);
   }
-  const { AlreadyRunningError } = await import("../../service/errors.ts");
   const alreadyRunning = (error: InstanceType<typeof AlreadyRunningError>) => {
     ctx.out.result(error.message, {
       started: false,
@@ -184,11 +186,13 @@ async function doStart(
  * would give (`startService` checks the same, after loading more).
  */
 async function runningDaemon(home: string) {
-  const { homeLayout } = await import("../../home/mod.ts");
-  const { getStatus } = await import("../../service/status.ts");
+  const [{ homeLayout }, { getStatus }, { AlreadyRunningError }] = await Promise.all([
+    import("../../home/mod.ts"),
+    import("../../service/status.ts"),
+    import("../../service/errors.ts"),
+  ]);
   const status = await getStatus(homeLayout(home), { health: false });
   if (status.state !== "running" && status.state !== "starting") return null;
-  const { AlreadyRunningError } = await import("../../service/errors.ts");
   return new AlreadyRunningError(status.pid ?? undefined, status.port ?? undefined);
 }
 
@@ -244,9 +248,11 @@ export const daemonCommand: Command = {
   options: SERVE_OPTIONS,
   hidden: true,
   async run(ctx) {
-    const { resolveHome } = await import("../../home/mod.ts");
-    const { runDaemon } = await import("../../service/daemon.ts");
-    const { pipeReporter } = await import("../../service/readiness.ts");
+    const [{ resolveHome }, { runDaemon }, { pipeReporter }] = await Promise.all([
+      import("../../home/mod.ts"),
+      import("../../service/daemon.ts"),
+      import("../../service/readiness.ts"),
+    ]);
     const home = resolveHome(ctx.homeOption);
     const settings = serveSettings(ctx.values, "courier start --help");
     return await runDaemon({

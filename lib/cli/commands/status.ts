@@ -32,8 +32,10 @@ export const statusCommand: Command = {
   usage: ["status [--json]"],
   options: {},
   async run(ctx) {
-    const { homeLayout, resolveHome } = await import("../../home/mod.ts");
-    const { getStatus } = await import("../../service/status.ts");
+    const [{ homeLayout, resolveHome }, { getStatus }] = await Promise.all([
+      import("../../home/mod.ts"),
+      import("../../service/status.ts"),
+    ]);
     const status = await getStatus(homeLayout(resolveHome(ctx.homeOption)));
     const { daemon: _daemon, ...json } = status;
     if (ctx.out.json) {
