@@ -7,13 +7,8 @@
 import assert from "node:assert/strict";
 import { homeLayout } from "../lib/home/mod.ts";
 import { type Logger, nullLogger } from "../lib/log/mod.ts";
-import {
-  type DaemonExtension,
-  type DaemonState,
-  HostedServices,
-  runDaemon,
-} from "../lib/service/mod.ts";
-import { courier, MAIN, withHome } from "./helpers/courier.ts";
+import { type DaemonExtension, HostedServices } from "../lib/service/mod.ts";
+import { courier, MAIN, runDaemonInProcess, withHome } from "./helpers/courier.ts";
 import { leaseTestPort } from "./helpers/ports.ts";
 
 /** A promise to resolve by hand. */
@@ -216,19 +211,14 @@ Deno.test("the daemon is ready and /health answers while a service still starts"
   await withHome(async (h) => {
     const slow = gate();
     const events: string[] = [];
-    const controller = new AbortController();
-    let ready: (state: DaemonState) => void = () => {};
-    const readyState = new Promise<DaemonState>((resolve) => (ready = resolve));
-    const daemon = runDaemon({
+    const daemon = runDaemonInProcess({
       home: h.home,
       port: await leaseTestPort(),
       extensions: [service("slow", events, { started: slow.promise })],
-      signal: controller.signal,
       serviceStartWaitMs: 200,
-      reporter: { ready, failed: (error) => console.error(error) },
     });
     try {
-      const state = await readyState;
+      const state = await daemon.ready;
       assert.deepEqual(events, ["slow prepare", "slow start"], "ready before the start ended");
       const health = await fetch(`${state.api_url}/health`).then((r) => r.json());
       assert.equal(health.status, "healthy");
@@ -246,8 +236,7 @@ Deno.test("the daemon is ready and /health answers while a service still starts"
       assert.equal(after.slow_ok, true);
     } finally {
       slow.open();
-      controller.abort();
-      assert.equal(await daemon, 0);
+      assert.equal(await daemon.stop(), 0);
     }
     assert.deepEqual(events.slice(-2), ["slow draining", "slow stop"]);
   });

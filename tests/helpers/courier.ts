@@ -4,7 +4,12 @@
  * in that temporary directory (so only PIDs this test started) and fails
  * the test if any was still running: a leaked daemon is a bug.
  */
-import { findDaemons } from "../../lib/service/mod.ts";
+import {
+  type DaemonOptions,
+  type DaemonState,
+  findDaemons,
+  runDaemon,
+} from "../../lib/service/mod.ts";
 import {
   type CommandLine,
   selfCommand,
@@ -118,4 +123,34 @@ export function json<T = Record<string, unknown>>(result: RunResult): T {
   } catch {
     throw new Error(`not JSON (exit ${result.code}): ${result.stdout}\nstderr: ${result.stderr}`);
   }
+}
+
+/** A daemon run in this process by {@link runDaemonInProcess}. */
+export interface InProcessDaemon {
+  /** Its state once it is ready; rejects with the reason when it does not start. */
+  ready: Promise<DaemonState>;
+  /** Stops it as SIGTERM does and resolves with its exit code. */
+  stop(): Promise<number>;
+}
+
+/** Runs `runDaemon` in this process, for tests that give it their own services. */
+export function runDaemonInProcess(
+  options: Omit<DaemonOptions, "signal" | "reporter">,
+): InProcessDaemon {
+  const controller = new AbortController();
+  let reporter: { ready: (state: DaemonState) => void; failed: (error: unknown) => void } = {
+    ready() {},
+    failed() {},
+  };
+  const ready = new Promise<DaemonState>((resolve, reject) => {
+    reporter = { ready: resolve, failed: reject };
+  });
+  const exit = runDaemon({ ...options, signal: controller.signal, reporter });
+  return {
+    ready,
+    stop() {
+      controller.abort();
+      return exit;
+    },
+  };
 }
