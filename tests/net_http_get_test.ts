@@ -93,3 +93,35 @@ Deno.test("httpGet: refused connections, non-HTTP answers and other schemes are 
     listener.close();
   }
 });
+
+Deno.test("httpGet: an answer is complete by its length, even if the server keeps the connection", async () => {
+  const port = await leaseTestPort();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port });
+  const held: Deno.Conn[] = [];
+  const serving = (async () => {
+    const conn = await listener.accept();
+    held.push(conn);
+    await conn.read(new Uint8Array(4096));
+    // Two writes, and no close: the length says when it is done.
+    await conn.write(
+      new TextEncoder().encode('HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{"ok"'),
+    );
+    await conn.write(new TextEncoder().encode(":true}"));
+  })();
+  try {
+    const answer = await httpGet(`http://127.0.0.1:${port}/health`, { timeoutMs: 5000 });
+    assert.equal(answer.status, 200);
+    assert.deepEqual(JSON.parse(answer.body), { ok: true });
+  } finally {
+    await serving;
+    for (const conn of held) conn.close();
+    listener.close();
+  }
+});
+
+Deno.test("httpGet: an answer larger than maxBytes is refused", async () => {
+  await withServer(() => new Response("x".repeat(100_000)), async (base) => {
+    await assert.rejects(httpGet(base, { maxBytes: 50_000 }), /larger than 50000 bytes/);
+    assert.equal((await httpGet(base)).body.length, 100_000);
+  });
+});

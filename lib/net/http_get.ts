@@ -28,18 +28,18 @@ function indexOf(haystack: Uint8Array, needle: Uint8Array, from = 0): number {
   return -1;
 }
 
-/** Decodes a `Transfer-Encoding: chunked` body. */
-function dechunk(data: Uint8Array): Uint8Array {
+/** Decodes a `Transfer-Encoding: chunked` body; `null` while its last chunk has not come. */
+function dechunk(data: Uint8Array): Uint8Array | null {
   const parts: Uint8Array[] = [];
   let at = 0;
-  while (at < data.length) {
+  while (true) {
     const lineEnd = indexOf(data, CRLF2.subarray(0, 2), at);
-    if (lineEnd === -1) throw new Error("truncated chunked body");
+    if (lineEnd === -1) return null;
     const size = parseInt(new TextDecoder().decode(data.subarray(at, lineEnd)).split(";")[0], 16);
     if (!Number.isFinite(size)) throw new Error("bad chunk size in chunked body");
     if (size === 0) break;
     const start = lineEnd + 2;
-    if (start + size > data.length) throw new Error("truncated chunked body");
+    if (start + size + 2 > data.length) return null;
     parts.push(data.subarray(start, start + size));
     at = start + size + 2;
   }
@@ -52,10 +52,17 @@ function dechunk(data: Uint8Array): Uint8Array {
   return body;
 }
 
-/** Parses one HTTP/1.1 response read to its end. */
-function parseResponse(data: Uint8Array): HttpAnswer {
+/**
+ * Parses an HTTP/1.1 response from what has been read so far: `null` while
+ * it is incomplete, unless the connection has `ended` (then it is an error).
+ */
+function parseResponse(data: Uint8Array, ended: boolean): HttpAnswer | null {
+  const incomplete = (what: string) => {
+    if (ended) throw new Error(`the connection closed before the response ${what} ended`);
+    return null;
+  };
   const headEnd = indexOf(data, CRLF2);
-  if (headEnd === -1) throw new Error("the connection closed before the response headers ended");
+  if (headEnd === -1) return incomplete("headers");
   const [statusLine, ...lines] = new TextDecoder().decode(data.subarray(0, headEnd)).split("\r\n");
   const match = statusLine.match(/^HTTP\/1\.[01] (\d{3})/);
   if (!match) throw new Error(`not an HTTP response: ${JSON.stringify(statusLine.slice(0, 40))}`);
@@ -68,15 +75,20 @@ function parseResponse(data: Uint8Array): HttpAnswer {
     const value = line.slice(colon + 1).trim();
     headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
   }
-  let body = data.subarray(headEnd + 4);
+  let body: Uint8Array | null = data.subarray(headEnd + 4);
   if (/\bchunked\b/i.test(headers["transfer-encoding"] ?? "")) {
+    // Decoded once its last chunk (no trailers) has come: not again after every read.
+    const tail = new TextDecoder().decode(body.subarray(Math.max(0, body.length - 5)));
+    if (!ended && tail !== "0\r\n\r\n") return null;
     body = dechunk(body);
+    if (body === null) return incomplete("body");
   } else if (headers["content-length"] !== undefined) {
     const length = Number(headers["content-length"]);
-    if (!Number.isInteger(length) || length > body.length) {
-      throw new Error("the connection closed before the response body ended");
-    }
+    if (!Number.isInteger(length) || length < 0) throw new Error("bad Content-Length");
+    if (length > body.length) return incomplete("body");
     body = body.subarray(0, length);
+  } else if (!ended) {
+    return null; // the body ends with the connection
   }
   return { status: Number(match[1]), headers, body: new TextDecoder().decode(body) };
 }
@@ -139,23 +151,23 @@ export async function httpGet(
     for (let written = 0; written < request.length;) {
       written += await conn.write(request.subarray(written));
     }
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    const buffer = new Uint8Array(16 * 1024);
+    // Read until the answer is complete (by its length or last chunk), or the server closes.
+    let store = new Uint8Array(16 * 1024);
+    let length = 0;
     while (true) {
-      const n = await conn.read(buffer);
-      if (n === null) break;
-      total += n;
-      if (total > maxBytes) throw new Error(`the answer is larger than ${maxBytes} bytes`);
-      chunks.push(buffer.slice(0, n));
+      if (length === store.length) { // full: double it (an answer is usually one read)
+        const grown = new Uint8Array(store.length * 2);
+        grown.set(store);
+        store = grown;
+      }
+      const n = await conn.read(store.subarray(length));
+      if (n !== null) {
+        length += n;
+        if (length > maxBytes) throw new Error(`the answer is larger than ${maxBytes} bytes`);
+      }
+      const answer = parseResponse(store.subarray(0, length), n === null);
+      if (answer) return answer;
     }
-    const data = new Uint8Array(total);
-    let offset = 0;
-    for (const chunk of chunks) {
-      data.set(chunk, offset);
-      offset += chunk.length;
-    }
-    return parseResponse(data);
   } catch (error) {
     if (signal.aborted) throw new Error(`no answer within ${timeoutMs} ms`);
     throw error;
