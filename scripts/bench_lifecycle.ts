@@ -242,6 +242,11 @@ async function main(): Promise<number> {
         command: () => courier(["--version"]),
       },
       {
+        key: "help",
+        label: "courier --help (loads every command)",
+        command: () => courier(["--help"]),
+      },
+      {
         key: "status",
         label: "courier status (running)",
         target: 1.5,

@@ -27,15 +27,23 @@ interface InfoModule {
   dependencies?: { code?: { specifier: string }; isDynamic?: boolean }[];
 }
 
-/** The modules `main.ts` loads before running anything: its static import graph. */
-async function staticGraph(): Promise<string[]> {
+interface Info {
+  modules: InfoModule[];
+}
+
+async function denoInfo(module: string): Promise<Info> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", "--config", CONFIG, MAIN],
+    args: ["info", "--json", "--config", CONFIG, module],
     stdout: "piped",
     stderr: "piped",
   }).output();
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as { modules: InfoModule[] };
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
+/** The modules that loading `module` loads: its static import graph, as paths from the root. */
+async function staticGraph(module: string): Promise<string[]> {
+  const info = await denoInfo(new URL(module, ROOT).pathname);
   const bySpecifier = new Map(info.modules.map((m) => [m.specifier, m]));
   const seen = new Set<string>();
   const visit = (specifier: string) => {
@@ -45,24 +53,43 @@ async function staticGraph(): Promise<string[]> {
       if (dep.code && !dep.isDynamic) visit(dep.code.specifier);
     }
   };
-  visit(new URL("../main.ts", import.meta.url).href);
+  visit(new URL(module, ROOT).href);
   return [...seen].map((s) => s.startsWith(ROOT) ? s.slice(ROOT.length) : s);
 }
 
-Deno.test("the command table imports no command's implementation, no Node built-in, no npm", async () => {
-  const graph = await staticGraph();
-  assert.ok(graph.includes("lib/cli/commands/start.ts"), graph.join(" "));
-  const heavy = graph.filter((m) =>
-    !(m === "main.ts" || m === "deno.json" || /^lib\/(cli|errors|version)\//.test(m) ||
-      LIGHT_LEAVES.includes(m))
-  );
+const isLight = (m: string) =>
+  m === "main.ts" || m === "deno.json" || /^lib\/(cli|errors|version)\//.test(m) ||
+  LIGHT_LEAVES.includes(m);
+
+Deno.test("a courier call loads the command table's names, not its commands", async () => {
+  // main.ts answers --version itself and imports the CLI (lib/cli/mod.ts) for everything else.
+  assert.deepEqual((await staticGraph("main.ts")).filter((m) => !isLight(m)), []);
+  const graph = await staticGraph("lib/cli/mod.ts");
+  assert.ok(graph.includes("lib/cli/commands/table.ts"), graph.join(" "));
+  assert.deepEqual(graph.filter((m) => !isLight(m)), []);
+  const commands = graph.filter((m) => /^lib\/cli\/commands\//.test(m));
   assert.deepEqual(
-    heavy,
-    [],
-    "lib/cli/commands/*.ts may import at their top only ../command.ts, ../args.ts, " +
-      "../output.ts, ../../errors/mod.ts (and constants of a module without imports); " +
-      "import the rest inside run() with await import()",
+    commands,
+    ["lib/cli/commands/table.ts"],
+    "each command's module loads on demand",
   );
+});
+
+Deno.test("a command's module imports no implementation, no Node built-in, no npm", async () => {
+  const dir = new URL("../lib/cli/commands/", import.meta.url);
+  const modules = [...Deno.readDirSync(dir)].map((e) => e.name)
+    .filter((name) => name.endsWith(".ts") && name !== "mod.ts" && name !== "table.ts");
+  assert.ok(modules.includes("start.ts"), modules.join(" "));
+  for (const name of modules) {
+    const heavy = (await staticGraph(`lib/cli/commands/${name}`)).filter((m) => !isLight(m));
+    assert.deepEqual(
+      heavy,
+      [],
+      `lib/cli/commands/${name} may import at its top only ../command.ts, ../args.ts, ` +
+        "../output.ts, ../../errors/mod.ts (and constants of a module without imports); " +
+        "import the rest inside run() with await import()",
+    );
+  }
 });
 
 /** The modules a courier process evaluated, in order, or `null` when the log does not say. */
@@ -103,6 +130,10 @@ Deno.test("--version, --help and completions load no Node built-in", async () =>
     }
     assertLight(args.join(" "), modules);
     assert.ok(!modules.includes("lib/service/status.ts"), `${args.join(" ")} loaded status.ts`);
+    if (args[0] === "--version") {
+      const commands = modules.filter((m) => /^lib\/cli\/commands\/(?!table)/.test(m));
+      assert.deepEqual(commands, [], "--version loads no command's module");
+    }
   }
 });
 
@@ -132,6 +163,8 @@ Deno.test("status and start --if-not-running of a running daemon load no Node bu
           !modules?.includes("lib/service/control.ts"),
           `${args.join(" ")} loaded what spawning a daemon needs`,
         );
+        const commands = (modules ?? []).filter((m) => /^lib\/cli\/commands\/(?!table)/.test(m));
+        assert.deepEqual(commands, [`lib/cli/commands/${args[0]}.ts`], "only its command's module");
       }
     } finally {
       await h.run(["stop"]);

@@ -8,13 +8,13 @@
 import { CourierError, ExitCode, UsageError } from "../errors/mod.ts";
 import { VERSION } from "../version/mod.ts";
 import { type Command, GLOBAL_OPTIONS, type OptionSpec, ROOT_OPTIONS } from "./command.ts";
-import { COMMANDS } from "./commands/mod.ts";
+import { COMMAND_TABLE, loadCommands } from "./commands/table.ts";
 import { Output, writeStdout } from "./output.ts";
 import { parseArgs, ParseArgsError } from "./parse_args.ts";
 import { didYouMean, suggest } from "./suggest.ts";
 
 export type { Command, CommandContext, OptionSpec } from "./command.ts";
-export { COMMANDS } from "./commands/mod.ts";
+export { COMMAND_TABLE, type CommandEntry, loadCommands } from "./commands/table.ts";
 export { formatTable, Output } from "./output.ts";
 
 /** Exit code for an unexpected internal error (a bug): EX_SOFTWARE. */
@@ -26,14 +26,17 @@ function optionLine(name: string, spec: OptionSpec): [string, string] {
   return [`  ${short}--${name}${value}`, spec.description];
 }
 
-/** The help text of a command (or of courier itself when `path` is empty). */
-export function helpText(path: Command[]): string {
+/**
+ * The help text of a command, or of courier itself when `path` is empty
+ * (then `commands` lists the top-level commands: see `loadCommands`).
+ */
+export function helpText(path: Command[], commands: readonly Command[] = []): string {
   const lines: string[] = [];
   const command = path.at(-1);
   if (!command) {
     lines.push(`courier ${VERSION}: run and manage the Courier service`, "", "Usage:");
     lines.push("  courier [--home DIR] [--json] <command> [options]", "", "Commands:");
-    const visible = COMMANDS.filter((c) => !c.hidden);
+    const visible = commands.filter((c) => !c.hidden);
     const width = Math.max(...visible.map((c) => c.name.length));
     for (const c of visible) lines.push(`  ${c.name.padEnd(width)}  ${c.summary}`);
     lines.push("", "Global options (before or after the command):");
@@ -102,18 +105,22 @@ type Request =
   | { kind: "help"; path: Command[]; code: number }
   | { kind: "run"; path: Command[]; args: string[]; home?: string; json: boolean };
 
+/** Prints the help of `path` (courier's own, with every command, when it is empty). */
+async function printHelp(path: Command[]): Promise<void> {
+  writeStdout(helpText(path, path.length === 0 ? await loadCommands() : []) + "\n");
+}
+
 /**
- * Finds the command: global options (`--home DIR`, `--json`, and `--help`)
- * may come before it and between a command and its subcommand, `--version`
- * before it. Typos of commands get a suggestion.
+ * Finds the command and loads its module (only that one): global options
+ * (`--home DIR`, `--json`, and `--help`) may come before it and between a
+ * command and its subcommand, `--version` before it. Typos of commands get
+ * a suggestion.
  */
-function findCommand(args: string[]): Request {
+async function findCommand(args: string[]): Promise<Request> {
   const path: Command[] = [];
-  let list = COMMANDS;
   let home: string | undefined;
   let json = false;
-  let i = 0;
-  for (; i < args.length; i++) {
+  for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     const hint = `${spelled(path)} --help`;
     if (arg.startsWith("-") && arg !== "-") {
@@ -130,14 +137,16 @@ function findCommand(args: string[]): Request {
       }
       continue;
     }
-    const command = list.find((c) => c.name === arg);
-    if (!command) {
-      const guesses = suggest(arg, list.filter((c) => !c.hidden).map((c) => c.name));
+    const parent = path.at(-1);
+    const choices = parent ? parent.subcommands ?? [] : COMMAND_TABLE;
+    const entry = choices.find((c) => c.name === arg);
+    if (!entry) {
+      const guesses = suggest(arg, choices.filter((c) => !c.hidden).map((c) => c.name));
       throw new UsageError(`unknown command "${arg}"${didYouMean(guesses)}`, { hint });
     }
+    const command = "load" in entry ? await entry.load() : entry;
     path.push(command);
     if (!command.subcommands) return { kind: "run", path, args: args.slice(i + 1), home, json };
-    list = command.subcommands;
   }
   if (path.length === 0 && json) {
     throw new UsageError("which command? none was given", { hint: "courier --help" });
@@ -150,9 +159,9 @@ function findCommand(args: string[]): Request {
  * code. Never throws: expected errors are printed without a stack trace
  * (set `COURIER_DEBUG=1` to see one), unexpected ones as internal errors.
  *
- * The command table is light: a command's implementation is imported when
- * that command runs, so `--version`, `--help` and `status` load no more
- * than they need.
+ * Only the module of the command that runs is loaded (help loads them
+ * all), and a command's implementation only when it runs, so `--version`
+ * and `status` load no more than they need.
  *
  * @example
  * ```ts
@@ -162,13 +171,13 @@ function findCommand(args: string[]): Request {
 export async function main(args: string[]): Promise<number> {
   let out = new Output({ json: jsonRequested(args) });
   try {
-    const request = findCommand(args);
+    const request = await findCommand(args);
     if (request.kind === "version") {
       out.result(`courier ${VERSION}`, { version: VERSION });
       return ExitCode.Ok;
     }
     if (request.kind === "help") {
-      writeStdout(helpText(request.path) + "\n");
+      await printHelp(request.path);
       return request.code;
     }
     const { path } = request;
@@ -186,7 +195,7 @@ export async function main(args: string[]): Promise<number> {
     }
     const { values, positionals } = parsed;
     if (values.help) {
-      writeStdout(helpText(path) + "\n");
+      await printHelp(path);
       return ExitCode.Ok;
     }
     const home = typeof values.home === "string" ? values.home : request.home;
