@@ -50,11 +50,11 @@ export interface Command {
   /** Subcommands (`port allocate`); when set, `run` is not called. */
   subcommands?: Command[];
   /**
-   * Runs it and returns the exit code. The command table is loaded by every
-   * call of courier, so a command's module imports only light modules at
-   * its top (`../command.ts`, `../args.ts`, `../output.ts`,
-   * `../../errors/mod.ts`) and `run` imports what it needs with
-   * `await import("…")`.
+   * Runs it and returns the exit code. A command's module is loaded for
+   * its options and help too (`--help`, completions, a mistyped option), so
+   * it imports only light modules at its top (`../command.ts`, `../args.ts`,
+   * `../output.ts`, `../../errors/mod.ts`) and `run` imports what it needs
+   * with `await import("…")`. It is registered in `commands/table.ts`.
    */
   run?(ctx: CommandContext): Promise<number>;
 }
