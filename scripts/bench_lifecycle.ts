@@ -37,6 +37,7 @@
  * @module
  */
 import { parseArgs } from "../lib/cli/parse_args.ts";
+import { httpGet } from "../lib/net/mod.ts";
 import { allocatePort } from "../lib/ports/mod.ts";
 import { type CommandLine, selfCommand, sourceRunMode } from "../lib/proc/mod.ts";
 
@@ -105,7 +106,11 @@ async function timed(line: CommandLine, expect: number[]): Promise<number> {
 async function servicesRunning(home: string): Promise<void> {
   const state = JSON.parse(await Deno.readTextFile(`${home}/run/courier.json`));
   for (let i = 0; i < 1000; i++) {
-    const health = await fetch(`${state.api_url}/health`).then((r) => r.json(), () => null);
+    // Not fetch: it refuses ports on the Fetch standard's list of bad ports (10080 is one).
+    const health = await httpGet(`${state.api_url}/health`).then(
+      (r) => JSON.parse(r.body),
+      () => null,
+    );
     const states = Object.values(health?.services ?? {}) as { state: string }[];
     if (states.every((s) => s.state !== "starting" && s.state !== "waiting")) return;
     await new Promise((resolve) => setTimeout(resolve, 10));
