@@ -5,10 +5,15 @@ import {
   type DaemonExtension,
   type DaemonState,
   getStatus,
-  runDaemon,
   tryAcquireInstanceLock,
 } from "../lib/service/mod.ts";
-import { authedFetch, courierCommand, json, withHome } from "./helpers/courier.ts";
+import {
+  authedFetch,
+  courierCommand,
+  json,
+  runDaemonInProcess,
+  withHome,
+} from "./helpers/courier.ts";
 import { leaseTestPort } from "./helpers/ports.ts";
 
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
@@ -178,25 +183,20 @@ Deno.test("graceful stop: requests in flight finish, files go, the lock is relea
       health: () => ({}),
       stop: () => Promise.resolve(),
     };
-    const controller = new AbortController();
-    let ready: (state: DaemonState) => void = () => {};
-    const readyState = new Promise<DaemonState>((resolve) => (ready = resolve));
-    const daemon = runDaemon({
+    const daemon = runDaemonInProcess({
       home: h.home,
       port: await leaseTestPort(),
       extensions: [slow],
-      signal: controller.signal,
-      reporter: { ready, failed: (error) => console.error(error) },
     });
-    const state = await readyState;
+    const state = await daemon.ready;
     const response = authedFetch(h.home, `${state.api_url}/slow`);
     await inFlight;
-    controller.abort(); // as SIGTERM does
+    const stopped = daemon.stop(); // as SIGTERM does
     release();
     const answered = await response;
     assert.equal(answered.status, 200);
     assert.equal(await answered.text(), "finished");
-    assert.equal(await daemon, 0);
+    assert.equal(await stopped, 0);
     const layout = homeLayout(h.home);
     assert.equal(await exists(layout.pidFile), false);
     assert.equal(await exists(layout.stateFile), false);

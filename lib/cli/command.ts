@@ -1,6 +1,6 @@
 import type { Output } from "./output.ts";
 
-/** One option of a command, in `node:util` `parseArgs` form plus help text. */
+/** One option of a command, in `parseArgs` form (`./parse_args.ts`) plus help text. */
 export interface OptionSpec {
   /** `string` takes a value, `boolean` is a flag. */
   type: "string" | "boolean";
@@ -40,11 +40,22 @@ export interface Command {
   options: Record<string, OptionSpec>;
   /** Positional arguments it takes: `false` for none (default). */
   positionals?: boolean;
+  /**
+   * Its positionals are a command line it runs (`port exec -- CMD ARGS…`):
+   * an unknown option after them gets the hint to put `--` before the command.
+   */
+  runsCommand?: boolean;
   /** Hidden from help and completions (internal commands). */
   hidden?: boolean;
   /** Subcommands (`port allocate`); when set, `run` is not called. */
   subcommands?: Command[];
-  /** Runs it and returns the exit code. */
+  /**
+   * Runs it and returns the exit code. A command's module is loaded for
+   * its options and help too (`--help`, completions, a mistyped option), so
+   * it imports only light modules at its top (`../command.ts`, `../args.ts`,
+   * `../output.ts`, `../../errors/mod.ts`) and `run` imports what it needs
+   * with `await import("…")`. It is registered in `commands/table.ts`.
+   */
   run?(ctx: CommandContext): Promise<number>;
 }
 
@@ -57,4 +68,10 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   },
   json: { type: "boolean", description: "print machine-readable JSON" },
   help: { type: "boolean", short: "h", description: "show this help" },
+};
+
+/** The options courier takes before a command (`courier --home DIR status`). */
+export const ROOT_OPTIONS: Record<string, OptionSpec> = {
+  ...GLOBAL_OPTIONS,
+  version: { type: "boolean", short: "V", description: "print the version" },
 };

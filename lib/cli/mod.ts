@@ -5,15 +5,16 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { CourierError, ExitCode, UsageError } from "../errors/mod.ts";
 import { VERSION } from "../version/mod.ts";
-import { type Command, GLOBAL_OPTIONS, type OptionSpec } from "./command.ts";
-import { COMMANDS } from "./commands/mod.ts";
-import { Output } from "./output.ts";
+import { type Command, GLOBAL_OPTIONS, type OptionSpec, ROOT_OPTIONS } from "./command.ts";
+import { COMMAND_TABLE, loadCommands } from "./commands/table.ts";
+import { Output, writeStdout } from "./output.ts";
+import { parseArgs, ParseArgsError } from "./parse_args.ts";
+import { didYouMean, suggest } from "./suggest.ts";
 
 export type { Command, CommandContext, OptionSpec } from "./command.ts";
-export { COMMANDS } from "./commands/mod.ts";
+export { COMMAND_TABLE, type CommandEntry, loadCommands } from "./commands/table.ts";
 export { formatTable, Output } from "./output.ts";
 
 /** Exit code for an unexpected internal error (a bug): EX_SOFTWARE. */
@@ -25,22 +26,21 @@ function optionLine(name: string, spec: OptionSpec): [string, string] {
   return [`  ${short}--${name}${value}`, spec.description];
 }
 
-/** The help text of a command (or of courier itself when `path` is empty). */
-export function helpText(path: Command[]): string {
+/**
+ * The help text of a command, or of courier itself when `path` is empty
+ * (then `commands` lists the top-level commands: see `loadCommands`).
+ */
+export function helpText(path: Command[], commands: readonly Command[] = []): string {
   const lines: string[] = [];
   const command = path.at(-1);
   if (!command) {
     lines.push(`courier ${VERSION}: run and manage the Courier service`, "", "Usage:");
-    lines.push("  courier [--home DIR] <command> [options]", "", "Commands:");
-    const visible = COMMANDS.filter((c) => !c.hidden);
+    lines.push("  courier [--home DIR] [--json] <command> [options]", "", "Commands:");
+    const visible = commands.filter((c) => !c.hidden);
     const width = Math.max(...visible.map((c) => c.name.length));
     for (const c of visible) lines.push(`  ${c.name.padEnd(width)}  ${c.summary}`);
-    lines.push("", "Global options:");
-    const globals: Record<string, OptionSpec> = {
-      ...GLOBAL_OPTIONS,
-      version: { type: "boolean", description: "print the version" },
-    };
-    pushOptions(lines, globals);
+    lines.push("", "Global options (before or after the command):");
+    pushOptions(lines, ROOT_OPTIONS);
     lines.push("", "Run 'courier <command> --help' for a command's options.");
     return lines.join("\n");
   }
@@ -64,8 +64,94 @@ function pushOptions(lines: string[], options: Record<string, OptionSpec>): void
   for (const [left, right] of rows) lines.push(`${left.padEnd(width)}  ${right}`);
 }
 
-function findCommand(list: Command[], name: string): Command | undefined {
-  return list.find((c) => c.name === name);
+/** `--json` among the options (not after `--`): errors are then printed as JSON too. */
+function jsonRequested(args: string[]): boolean {
+  const end = args.indexOf("--");
+  return (end === -1 ? args : args.slice(0, end)).includes("--json");
+}
+
+/** The `courier …` words of a command path, for hints. */
+function spelled(path: Command[]): string {
+  return ["courier", ...path.map((c) => c.name)].join(" ");
+}
+
+/** An unknown option, with the closest known ones when the name looks like a typo. */
+function unknownOption(token: string, names: string[], hint: string): UsageError {
+  const guesses = token.startsWith("--") ? suggest(token.slice(2), names).map((n) => `--${n}`) : [];
+  return new UsageError(`unknown option "${token}"${didYouMean(guesses)}`, { hint });
+}
+
+/** A parse error of a command's options, told in the terms of that command. */
+function optionError(error: ParseArgsError, path: Command[], names: string[]): UsageError {
+  const command = path.at(-1)!;
+  const hint = `${spelled(path)} --help`;
+  if (error.problem !== "unknown-option") return new UsageError(error.message, { hint });
+  if (command.runsCommand && error.positionals.length > 0) {
+    const [program, ...args] = error.positionals;
+    return new UsageError(
+      `unknown option "${error.token}" after ${program}: to pass it to ${program}, put -- ` +
+        `before the command: ${spelled(path)} [options] -- ${
+          [program, ...args, error.token].join(" ")
+        } …`,
+      { hint },
+    );
+  }
+  return unknownOption(error.token, names, hint);
+}
+
+/** What the command line asks for. */
+type Request =
+  | { kind: "version" }
+  | { kind: "help"; path: Command[]; code: number }
+  | { kind: "run"; path: Command[]; args: string[]; home?: string; json: boolean };
+
+/** Prints the help of `path` (courier's own, with every command, when it is empty). */
+async function printHelp(path: Command[]): Promise<void> {
+  writeStdout(helpText(path, path.length === 0 ? await loadCommands() : []) + "\n");
+}
+
+/**
+ * Finds the command and loads its module (only that one): global options
+ * (`--home DIR`, `--json`, and `--help`) may come before it and between a
+ * command and its subcommand, `--version` before it. Typos of commands get
+ * a suggestion.
+ */
+async function findCommand(args: string[]): Promise<Request> {
+  const path: Command[] = [];
+  let home: string | undefined;
+  let json = false;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const hint = `${spelled(path)} --help`;
+    if (arg.startsWith("-") && arg !== "-") {
+      if (path.length === 0 && (arg === "--version" || arg === "-V")) return { kind: "version" };
+      if (arg === "--help" || arg === "-h") return { kind: "help", path, code: ExitCode.Ok };
+      if (arg === "--json") json = true;
+      else if (arg.startsWith("--home=")) home = arg.slice("--home=".length);
+      else if (arg === "--home") {
+        if (i + 1 >= args.length) throw new UsageError("option --home needs a value", { hint });
+        home = args[++i];
+      } else {
+        const names = Object.keys(path.length === 0 ? ROOT_OPTIONS : GLOBAL_OPTIONS);
+        throw unknownOption(arg, names, hint);
+      }
+      continue;
+    }
+    const parent = path.at(-1);
+    const choices = parent ? parent.subcommands ?? [] : COMMAND_TABLE;
+    const entry = choices.find((c) => c.name === arg);
+    if (!entry) {
+      const guesses = suggest(arg, choices.filter((c) => !c.hidden).map((c) => c.name));
+      throw new UsageError(`unknown command "${arg}"${didYouMean(guesses)}`, { hint });
+    }
+    const command = "load" in entry ? await entry.load() : entry;
+    path.push(command);
+    if (!command.subcommands) return { kind: "run", path, args: args.slice(i + 1), home, json };
+  }
+  if (path.length === 0 && json) {
+    throw new UsageError("which command? none was given", { hint: "courier --help" });
+  }
+  return { kind: "help", path, code: ExitCode.Usage };
 }
 
 /**
@@ -73,118 +159,52 @@ function findCommand(list: Command[], name: string): Command | undefined {
  * code. Never throws: expected errors are printed without a stack trace
  * (set `COURIER_DEBUG=1` to see one), unexpected ones as internal errors.
  *
+ * Only the module of the command that runs is loaded (help loads them
+ * all), and a command's implementation only when it runs, so `--version`
+ * and `status` load no more than they need.
+ *
  * @example
  * ```ts
  * Deno.exit(await main(["status", "--json"]));
  * ```
  */
 export async function main(args: string[]): Promise<number> {
-  const wantsJson = args.includes("--json");
-  let out = new Output({ json: wantsJson });
+  let out = new Output({ json: jsonRequested(args) });
   try {
-    // Global options may come before the command.
-    let home: string | undefined;
-    let rest = [...args];
-    while (rest.length > 0 && rest[0].startsWith("-")) {
-      const flag = rest[0];
-      if (flag === "--version" || flag === "-V") {
-        out.result(`courier ${VERSION}`, { version: VERSION });
-        return ExitCode.Ok;
-      }
-      if (flag === "--help" || flag === "-h") {
-        out.text(helpText([]));
-        return ExitCode.Ok;
-      }
-      if (flag === "--json") {
-        rest = rest.slice(1);
-      } else if (flag === "--home" && rest.length > 1) {
-        home = rest[1];
-        rest = rest.slice(2);
-      } else if (flag.startsWith("--home=")) {
-        home = flag.slice("--home=".length);
-        rest = rest.slice(1);
-      } else {
-        throw new UsageError(`unknown option "${flag}"`);
-      }
+    const request = await findCommand(args);
+    if (request.kind === "version") {
+      out.result(`courier ${VERSION}`, { version: VERSION });
+      return ExitCode.Ok;
     }
-    if (rest.length === 0) {
-      out.text(helpText([]));
-      return ExitCode.Usage;
+    if (request.kind === "help") {
+      await printHelp(request.path);
+      return request.code;
     }
-    const path: Command[] = [];
-    let list = COMMANDS;
-    let command: Command | undefined;
-    while (rest.length > 0 && !rest[0].startsWith("-")) {
-      const next = findCommand(list, rest[0]);
-      if (!next) {
-        if (command && !command.subcommands) break; // a positional argument
-        const where = path.length ? `courier ${path.map((c) => c.name).join(" ")}` : "courier";
-        throw new UsageError(`unknown command "${rest[0]}"`, { hint: `${where} --help` });
-      }
-      command = next;
-      path.push(next);
-      rest = rest.slice(1);
-      if (!next.subcommands) break;
-      list = next.subcommands;
-    }
-    if (!command) throw new UsageError(`unknown option "${rest[0]}"`);
-    const hint = `courier ${path.map((c) => c.name).join(" ")} --help`;
-    if (command.subcommands) {
-      if (rest.includes("--help") || rest.includes("-h") || rest.length === 0) {
-        out.text(helpText(path));
-        return rest.length === 0 ? ExitCode.Usage : ExitCode.Ok;
-      }
-      throw new UsageError(`unknown command "${rest[0]}"`, { hint });
-    }
+    const { path } = request;
+    const command = path.at(-1)!;
     const options = { ...command.options, ...GLOBAL_OPTIONS };
     let parsed;
     try {
-      parsed = parseArgs({
-        args: rest,
-        options: Object.fromEntries(
-          Object.entries(options).map(([name, spec]) => [
-            name,
-            {
-              type: spec.type,
-              ...(spec.short ? { short: spec.short } : {}),
-              ...(spec.multiple ? { multiple: true } : {}),
-            },
-          ]),
-        ),
+      parsed = parseArgs(request.args, {
+        options,
         allowPositionals: command.positionals ?? false,
-        strict: true,
       });
     } catch (error) {
-      const code = (error as { code?: string }).code ?? "";
-      if (!code.startsWith("ERR_PARSE_ARGS")) throw error;
-      throw new UsageError(parseArgsMessage(error), { hint });
+      if (!(error instanceof ParseArgsError)) throw error;
+      throw optionError(error, path, Object.keys(options));
     }
-    const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
+    const { values, positionals } = parsed;
     if (values.help) {
-      out.text(helpText(path));
+      await printHelp(path);
       return ExitCode.Ok;
     }
-    if (typeof values.home === "string") home = values.home;
-    out = new Output({ json: Boolean(values.json) });
-    return await command.run!({ values, positionals: parsed.positionals, homeOption: home, out });
+    const home = typeof values.home === "string" ? values.home : request.home;
+    out = new Output({ json: request.json || Boolean(values.json) });
+    values.json = out.json;
+    return await command.run!({ values, positionals, homeOption: home, out });
   } catch (error) {
     return reportError(error, out);
   }
-}
-
-function parseArgsMessage(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  const unknown = message.match(/Unknown option '([^']+)'/);
-  if (unknown) return `unknown option "${unknown[1]}"`;
-  const positional = message.match(/Unexpected argument '([^']+)'/);
-  if (positional) return `unexpected argument "${positional[1]}"`;
-  const missing = message.match(/Option '(?:-\w, )?(--[\w-]+) <value>' argument missing/);
-  if (missing) return `option ${missing[1]} needs a value`;
-  const ambiguous = message.match(/Option '([^']+)' argument is ambiguous/);
-  if (ambiguous) {
-    return `option ${ambiguous[1]} got a value starting with "-": write ${ambiguous[1]}=VALUE`;
-  }
-  return message.split("\n")[0].replace(/\. To specify.*$/, "");
 }
 
 /** Prints an error the way the CLI does and returns its exit code. */

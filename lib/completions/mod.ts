@@ -17,6 +17,8 @@ import { VERSION } from "../version/mod.ts";
 import { bashScript } from "./bash.ts";
 import { fishScript } from "./fish.ts";
 import { completionTree } from "./model.ts";
+export { isShell, RC_LINES, type Shell, SHELLS } from "./shells.ts";
+import type { Shell } from "./shells.ts";
 import { zshScript } from "./zsh.ts";
 
 export {
@@ -29,24 +31,6 @@ export {
   ROOT_OPTIONS,
   type ValueKind,
 } from "./model.ts";
-
-/** The shells courier writes completion scripts for. */
-export const SHELLS = ["bash", "zsh", "fish"] as const;
-
-/** One of {@link SHELLS}. */
-export type Shell = typeof SHELLS[number];
-
-/** Whether `name` is one of {@link SHELLS}. */
-export function isShell(name: string): name is Shell {
-  return (SHELLS as readonly string[]).includes(name);
-}
-
-/** The line to put in the shell's rc file to load courier's completions. */
-export const RC_LINES: Record<Shell, { file: string; line: string }> = {
-  bash: { file: "~/.bashrc", line: `eval "$(courier completions bash)"` },
-  zsh: { file: "~/.zshrc (after compinit)", line: "source <(courier completions zsh)" },
-  fish: { file: "~/.config/fish/config.fish", line: "courier completions fish | source" },
-};
 
 /** The completion script of `shell` for `commands` (hidden commands left out). */
 export function completionScript(

@@ -1,4 +1,6 @@
-import { type Command, GLOBAL_OPTIONS, type OptionSpec } from "../cli/command.ts";
+import { type Command, GLOBAL_OPTIONS, type OptionSpec, ROOT_OPTIONS } from "../cli/command.ts";
+
+export { ROOT_OPTIONS };
 
 /**
  * A command may list the values its positional arguments take (as
@@ -48,12 +50,6 @@ export interface CompletionNode {
   positionals: ValueKind | null;
 }
 
-/** The options courier takes before a command (`courier --home DIR status`). */
-export const ROOT_OPTIONS: Record<string, OptionSpec> = {
-  ...GLOBAL_OPTIONS,
-  version: { type: "boolean", short: "V", description: "print the version" },
-};
-
 function valueKind(name: string, spec: OptionSpec): ValueKind | null {
   if (spec.type === "boolean") return null;
   if (spec.choices && spec.choices.length > 0) return { kind: "choices", choices: spec.choices };
@@ -77,7 +73,8 @@ function options(specs: Record<string, OptionSpec>): CompletionOption[] {
 function node(command: CompletableCommand, parent: string[]): CompletionNode {
   const path = [...parent, command.name];
   if (command.subcommands) {
-    // The dispatcher takes only --help between a command and its subcommand.
+    // The dispatcher takes the global options between a command and its subcommand too;
+    // only --help is offered there (`--home`/`--json` belong before or after the command).
     return {
       path,
       summary: command.summary,

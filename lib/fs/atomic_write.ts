@@ -1,4 +1,4 @@
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join } from "./path.ts";
 
 /** Options of {@link writeFileAtomic}. */
 export interface AtomicWriteOptions {

@@ -1,9 +1,10 @@
 /**
- * Small file helpers: crash-safe writes, tolerant reads, and writes that
- * write everything.
+ * Small file helpers: crash-safe writes, tolerant reads, writes that
+ * write everything, and POSIX path helpers.
  *
  * @module
  */
 export * from "./atomic_write.ts";
+export * from "./path.ts";
 export * from "./read.ts";
 export * from "./write.ts";

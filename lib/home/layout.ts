@@ -1,4 +1,4 @@
-import { join, resolve } from "node:path";
+import { join, resolve } from "../fs/path.ts";
 import { HomePermissionError } from "../errors/mod.ts";
 
 /** Every path courier keeps under its home directory. */

@@ -1,17 +1,25 @@
 import type { DaemonExtension, ExtensionContext } from "../service/extension.ts";
-import { handleMailRequest } from "./http_api.ts";
-import { MailService, type MailServiceOptions } from "./service.ts";
+import { loadMailSettings } from "./config.ts";
+import type { MailService, MailServiceOptions } from "./service.ts";
+
+/** The paths of the mail API (`/api/v1/inbound|outbound|messages…`), as `http_api.ts` serves them. */
+const MAIL_ROUTES = /^\/api\/v1\/(inbound|outbound|messages)(\/|$)/;
 
 /**
  * The mail service as the daemon hosts it: the HTTP API in front of a
  * {@link MailService}. The API calls the service; the service knows nothing
  * of HTTP.
+ *
+ * This module is light on purpose: the daemon loads it before it signals
+ * ready, to check the mail settings (`prepare`); the service and its API
+ * (and the YAML library they need) are imported in `start`, after ready.
  */
 export class MailExtension implements DaemonExtension {
   /** The extension's name in logs. */
   readonly name = "mail";
-  /** The service behind the API. */
-  readonly service: MailService;
+  readonly #options: MailServiceOptions;
+  #service: MailService | null = null;
+  #handle: ((request: Request, url: URL) => Promise<Response | null>) | null = null;
 
   /**
    * Creates a `MailExtension`.
@@ -19,32 +27,67 @@ export class MailExtension implements DaemonExtension {
    * @param options Settings overrides, clock, HTTP client.
    */
   constructor(options: MailServiceOptions = {}) {
-    this.service = new MailService(options);
+    this.#options = options;
   }
 
-  /** Starts the service (see {@link MailService.start}). */
-  start(context: ExtensionContext): Promise<void> {
-    return this.service.start(context);
+  /**
+   * The service behind the API.
+   *
+   * @throws {Error} before {@link start} has created it.
+   */
+  get service(): MailService {
+    if (!this.#service) throw new Error("the mail service has not been started");
+    return this.#service;
   }
 
-  /** Answers `/api/v1/inbound|outbound|messages…`; `null` for anything else. */
+  /**
+   * Checks the mail settings (`config.json`, start options) without
+   * starting anything: a bad value refuses the daemon's start.
+   *
+   * @throws {MailConfigError} naming the file or option and the value.
+   */
+  async prepare(context: ExtensionContext): Promise<void> {
+    await loadMailSettings(context.layout.configFile, {
+      startOptions: context.options,
+      overrides: this.#options.settings,
+    });
+  }
+
+  /** Loads the service and its API, and starts it (see {@link MailService.start}). */
+  async start(context: ExtensionContext): Promise<void> {
+    const [{ MailService }, { handleMailRequest }] = await Promise.all([
+      import("./service.ts"),
+      import("./http_api.ts"),
+    ]);
+    const service = new MailService(this.#options);
+    await service.start(context);
+    this.#service = service;
+    this.#handle = (request, url) => handleMailRequest(service, request, url);
+  }
+
+  /** Whether `url` is a mail API path (those requests wait for `start`). */
+  owns(url: URL): boolean {
+    return MAIL_ROUTES.test(url.pathname);
+  }
+
+  /** Answers `/api/v1/inbound|outbound|messages…`; `null` for anything else (or before start). */
   handle(request: Request, url: URL): Promise<Response | null> {
-    return handleMailRequest(this.service, request, url);
+    return this.#handle?.(request, url) ?? Promise.resolve(null);
   }
 
-  /** `/health` additions: the mailbox path and the metrics. */
+  /** `/health` additions: the mailbox path and the metrics (nothing before start). */
   health(): Record<string, unknown> {
-    return this.service.health();
+    return this.#service?.health() ?? {};
   }
 
   /** From now on new inbound and outbound requests get 503. */
   draining(): void {
-    this.service.draining();
+    this.#service?.draining();
   }
 
   /** Flushes and stops the service. */
-  stop(): Promise<void> {
-    return this.service.stop();
+  async stop(): Promise<void> {
+    await this.#service?.stop();
   }
 }
 

@@ -1,4 +1,4 @@
-import { join } from "node:path";
+import { join } from "../fs/mod.ts";
 
 /** Where a mail file lives: its folder under `<home>/mailbox/`. */
 export type MailLocation = "inbound" | "outbound" | "archive" | "deadletter";

@@ -112,14 +112,14 @@ export async function openFilesMatching(pid: number, suffix: string): Promise<Op
  * when this platform cannot tell.
  */
 export async function flockHolder(path: string): Promise<number | null | undefined> {
-  const locks = await readKernelLocks();
-  if (locks === null) return undefined;
   let info: Deno.FileInfo;
   try {
     info = await Deno.stat(path);
   } catch {
-    return null;
+    return null; // no file, no lock: no need to read the kernel's table (slow when busy)
   }
+  const locks = await readKernelLocks();
+  if (locks === null) return undefined;
   for (const lock of locks) {
     if (lock.kind !== "FLOCK" || lock.mode !== "WRITE" || lock.inode !== info.ino) continue;
     // Inode numbers repeat across file systems: confirm the holder has this very file open.

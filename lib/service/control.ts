@@ -1,7 +1,5 @@
-import { spawn } from "node:child_process";
 import { CourierError, ExitCode, type ExitCodeValue } from "../errors/mod.ts";
 import { ensureHome, type HomeLayout, homeLayout } from "../home/mod.ts";
-import { readTokenFile } from "../http/mod.ts";
 import { tailLines } from "../log/mod.ts";
 import {
   currentRunMode,
@@ -19,7 +17,7 @@ import { AlreadyRunningError, NotRunningError, StartFailedError } from "./errors
 import { assertPortAvailable } from "./port_check.ts";
 import { parseReadinessLine, type ReadinessMessage } from "./readiness.ts";
 import { type DaemonState, readDaemonState, removeRunFiles } from "./state_file.ts";
-import { fetchHealth, getStatus, type ServiceStatus } from "./status.ts";
+import { getStatus, type ServiceStatus } from "./status.ts";
 import { startSupervised } from "./supervised.ts";
 
 /** Options of {@link startService}. */
@@ -54,7 +52,8 @@ const LOG_LINES_ON_FAILURE = 10;
 
 /**
  * Starts the daemon of `home` in the background and returns once it is
- * listening and `GET /health` answers 200 to the home's API token.
+ * listening and `GET /health` answers 200 (the daemon checks that itself
+ * before it reports ready).
  *
  * Before spawning it refuses when a daemon already runs (exit 2) or the
  * port is taken (exit 4, naming the holder). The daemon is courier itself
@@ -88,15 +87,8 @@ export async function startService(home: string, options: StartOptions = {}): Pr
       details,
     });
   }
-  const health = await fetchHealth(message.state.api_url, {
-    token: await readTokenFile(layout.tokenFile),
-  });
-  if (!health.ok) {
-    throw new StartFailedError(
-      `Courier started (PID ${message.state.pid}) but ${health.reason}`,
-      await logExcerpt(layout),
-    );
-  }
+  // Ready means answering: the daemon has asked its own /health before it said so (asking
+  // again from here would wait for the services it starts right after).
   return { state: message.state, elapsedMs: performance.now() - began };
 }
 
@@ -105,85 +97,82 @@ async function logExcerpt(layout: HomeLayout): Promise<string[]> {
   return lines.length ? [`Last lines of ${layout.logFile}:`, ...lines.map((l) => `  ${l}`)] : [];
 }
 
-function spawnAndAwaitReadiness(
+async function spawnAndAwaitReadiness(
   layout: HomeLayout,
   command: { command: string; args: string[] },
   timeoutMs: number,
 ): Promise<ReadinessMessage> {
-  return new Promise((resolve, reject) => {
-    // node:child_process is used for `detached`: the daemon gets its own
-    // session (setsid), so closing the terminal or Ctrl-C there never reaches it.
-    const child = spawn(command.command, command.args, {
+  let child: Deno.ChildProcess;
+  try {
+    // `detached`: the daemon gets its own session (setsid), so closing the terminal or
+    // Ctrl-C there never reaches it.
+    child = new Deno.Command(command.command, {
+      args: command.args,
       cwd: "/",
       detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (error) {
+    throw new StartFailedError(`cannot run ${command.command}: ${(error as Error).message}`);
+  }
+  child.unref(); // the daemon outlives this process
+  let stderr = "";
+  const errors = child.stderr.getReader();
+  const stderrRead = (async () => {
+    const decoder = new TextDecoder();
+    for (let chunk = await errors.read(); !chunk.done; chunk = await errors.read()) {
+      stderr = (stderr + decoder.decode(chunk.value, { stream: true })).slice(-8192);
+    }
+  })().catch(() => {});
+  // The deadline is an AbortSignal.timeout, not a setTimeout: in Deno 2 the first setTimeout
+  // loads Node's timers, which `start` would pay for. Its listener goes in the end, so the
+  // deadline never holds this process open.
+  const deadline = AbortSignal.timeout(timeoutMs);
+  let onDeadline = () => {};
+  const timedOut = new Promise<"timeout">((resolve) => (onDeadline = () => resolve("timeout")));
+  deadline.addEventListener("abort", onDeadline, { once: true });
+  const output = child.stdout.getReader();
+  const failure = async (message: string) =>
+    new StartFailedError(message, [...stderrLines(stderr), ...await logExcerpt(layout)]);
+  const tooLate = () => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+    return failure(
+      `Courier did not become ready within ${timeoutMs / 1000} s (PID ${child.pid} killed)`,
+    );
+  };
+  try {
+    const decoder = new TextDecoder();
     let stdout = "";
-    let stderr = "";
-    let settled = false;
-    const finish = (action: () => void) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      child.stdout?.removeAllListeners();
-      child.stderr?.removeAllListeners();
-      child.removeAllListeners();
-      child.stdout?.destroy();
-      child.stderr?.destroy();
-      child.unref();
-      action();
-    };
-    const timer = setTimeout(() => {
-      finish(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch {
-          // already gone
-        }
-        logExcerpt(layout).then((lines) =>
-          reject(
-            new StartFailedError(
-              `Courier did not become ready within ${timeoutMs / 1000} s (PID ${child.pid} killed)`,
-              [...stderrLines(stderr), ...lines],
-            ),
-          )
-        );
-      });
-    }, timeoutMs);
-    child.stdout?.setEncoding("utf8");
-    child.stderr?.setEncoding("utf8");
-    child.stdout?.on("data", (chunk: string) => {
-      stdout += chunk;
-      for (const line of stdout.split("\n").slice(0, -1)) {
+    while (true) {
+      const chunk = await Promise.race([output.read(), timedOut]);
+      if (chunk === "timeout") throw await tooLate();
+      stdout += chunk.done ? decoder.decode() : decoder.decode(chunk.value, { stream: true });
+      // Whole lines, and at the end whatever is left: a line written just before exiting counts.
+      const lines = stdout.split("\n");
+      for (const line of chunk.done ? lines : lines.slice(0, -1)) {
         const message = parseReadinessLine(line);
-        if (message) return finish(() => resolve(message));
+        if (message) return message;
       }
-    });
-    child.stderr?.on("data", (chunk: string) => {
-      stderr = (stderr + chunk).slice(-8192);
-    });
-    child.on("error", (error: Error) => {
-      finish(() => reject(new StartFailedError(`cannot run ${command.command}: ${error.message}`)));
-    });
-    // "close" comes after the process exited *and* its pipes were drained,
-    // so a readiness line written just before exiting is never missed.
-    child.on("close", (code: number | null, signal: string | null) => {
-      for (const line of stdout.split("\n")) {
-        const message = parseReadinessLine(line);
-        if (message) return finish(() => resolve(message));
-      }
-      finish(() => {
-        logExcerpt(layout).then((lines) =>
-          reject(
-            new StartFailedError(
-              `Courier exited before it was ready (${signal ?? `exit code ${code}`})`,
-              [...stderrLines(stderr), ...lines],
-            ),
-          )
-        );
-      });
-    });
-  });
+      if (chunk.done) break;
+    }
+    // Its stdout ended without a readiness line: the daemon has exited (or is about to).
+    const status = await Promise.race([child.status, timedOut]);
+    if (status === "timeout") throw await tooLate();
+    await Promise.race([stderrRead, timedOut]);
+    throw await failure(
+      `Courier exited before it was ready (${status.signal ?? `exit code ${status.code}`})`,
+    );
+  } finally {
+    deadline.removeEventListener("abort", onDeadline);
+    await output.cancel().catch(() => {});
+    await errors.cancel().catch(() => {});
+  }
 }
 
 function stderrLines(stderr: string): string[] {

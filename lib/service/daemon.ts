@@ -8,12 +8,14 @@ import type { Supervisor } from "../service_manager/mod.ts";
 import { VERSION } from "../version/mod.ts";
 import { prepareApiGuard } from "./api_guard.ts";
 import { defaultExtensions } from "./default_extensions.ts";
-import { AlreadyRunningError, PortInUseError } from "./errors.ts";
+import { AlreadyRunningError, PortInUseError, StartFailedError } from "./errors.ts";
 import type { DaemonExtension } from "./extension.ts";
+import { HostedServices } from "./hosted_services.ts";
 import { createHandler } from "./http_app.ts";
 import { instanceLockHolder, tryAcquireInstanceLock } from "./instance_lock.ts";
 import { assertPortAvailable } from "./port_check.ts";
 import type { ReadinessReporter } from "./readiness.ts";
+import { fetchHealth } from "./status.ts";
 import {
   apiUrl,
   createPidFile,
@@ -46,6 +48,8 @@ export interface DaemonOptions {
   extensions?: DaemonExtension[];
   /** Options passed through to the hosted services. */
   extensionOptions?: Record<string, string | number | boolean | undefined>;
+  /** How long a request waits for a hosted service that is still starting (default 5000 ms). */
+  serviceStartWaitMs?: number;
   /** Aborting it stops the daemon gracefully, as SIGTERM does (for library use). */
   signal?: AbortSignal;
   /** Takes a port lease for `port: "auto"`; returns the port and how to give it back. */
@@ -62,12 +66,16 @@ const STOP_SIGNALS: Deno.Signal[] = ["SIGTERM", "SIGINT", "SIGHUP"];
  * `options.signal`), and returns its exit code.
  *
  * Order of start: take the home's instance lock (exclusive, held until
- * exit) → clear stale run files (the lock proves their writer dead) → start
- * hosted services → check the port (IPv4 and IPv6 twin) and bind it (the
- * bind is authoritative) → create the PID file with O_EXCL → write the state
- * file atomically → report readiness. On SIGTERM/SIGINT it stops accepting,
- * finishes requests in flight, stops the services, removes its PID and state
- * files, releases the lock and returns 0.
+ * exit) → clear stale run files (the lock proves their writer dead) →
+ * prepare the hosted services (cheap checks: a bad `config.json` refuses the
+ * start here) → check the port (IPv4 and IPv6 twin) and bind it (the bind is
+ * authoritative) → create the PID file with O_EXCL → write the state file
+ * atomically → check that its own `/health` answers 200 → report readiness →
+ * start the hosted services, in the
+ * background (their modules load only now; requests for them wait, see
+ * {@link HostedServices}). On SIGTERM/SIGINT it stops accepting, finishes
+ * requests in flight, stops the services, removes its PID and state files,
+ * releases the lock and returns 0.
  */
 export async function runDaemon(options: DaemonOptions): Promise<number> {
   const startedAt = performance.now();
@@ -142,11 +150,10 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
   globalThis.addEventListener("error", onCrash);
   globalThis.addEventListener("unhandledrejection", onCrash);
 
-  let extensions: DaemonExtension[] = [];
+  let services: HostedServices | null = null;
   let state: DaemonState | null = null;
   let server: Deno.HttpServer<Deno.NetAddr> | null = null;
   let releasePort: (() => Promise<void>) | null = null;
-  const started: DaemonExtension[] = [];
   let pidFileWritten = false;
   let code = 0;
   try {
@@ -158,11 +165,12 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       );
     }
 
-    extensions = options.extensions ?? await defaultExtensions();
-    for (const extension of extensions) {
-      await extension.start({ layout, log, options: options.extensionOptions ?? {} });
-      started.push(extension);
-    }
+    services = new HostedServices(
+      options.extensions ?? await defaultExtensions(),
+      { layout, log, options: options.extensionOptions ?? {} },
+      { startWaitMs: options.serviceStartWaitMs },
+    );
+    await services.prepare();
 
     let port: number;
     if (options.port === "auto") {
@@ -177,7 +185,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     const handler = createHandler({
       state: () => state,
       startedAt,
-      extensions,
+      extensions: [services],
       onError: (error) => log.error(`request failed: ${errorText(error)}`),
       guard: await prepareApiGuard(layout, host, log),
     });
@@ -190,6 +198,9 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       throw error;
     }
 
+    // Ready means answering: ask our own /health over TCP, as any client would (meanwhile the
+    // run files are written).
+    const selfCheck = fetchHealth(apiUrl(host, port));
     const identity = await readProcessIdentity(Deno.pid);
     if (!identity) throw new CourierError("cannot read this process's identity from the system");
     await createPidFile(layout, Deno.pid);
@@ -208,10 +219,15 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       supervisor: options.supervisor,
     };
     await writeDaemonState(layout, state);
+    const health = await selfCheck;
+    if (!health.ok) {
+      throw new StartFailedError(`listening on ${state.api_url}, but ${health.reason}`);
+    }
     log.info(`started: listening on ${state.api_url} (home ${layout.root}, version ${VERSION})`);
     const exposed = exposureWarning(host, port);
     if (exposed) log.warn(exposed);
     reporter.ready(state);
+    services.start(); // after ready: requests for a service wait for its start
 
     await stopRequested;
     log.info(`stopping (${stopReason})`);
@@ -222,22 +238,10 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
   }
 
   // Shutdown: stop accepting, let requests in flight finish, flush services.
-  for (const extension of started) {
-    try {
-      extension.draining?.();
-    } catch (error) {
-      log.error(`${extension.name}: draining failed: ${errorText(error)}`);
-    }
-  }
+  services?.draining();
   if (server) await server.shutdown().catch(() => {});
-  for (const extension of started.reverse()) {
-    try {
-      await extension.stop();
-    } catch (error) {
-      log.error(`${extension.name}: stop failed: ${errorText(error)}`);
-      code ||= 1;
-    }
-  }
+  await services?.stop().catch(() => (code ||= 1)); // each failure is logged
+
   if (releasePort) await releasePort().catch(() => {});
   if (pidFileWritten) await removeRunFiles(layout, Deno.pid).catch(() => {});
   if (state) log.info("stopped");

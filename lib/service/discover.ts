@@ -1,4 +1,4 @@
-import { dirname } from "node:path";
+import { dirname } from "../fs/mod.ts";
 import {
   findProcesses,
   heldLockFiles,

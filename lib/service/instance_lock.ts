@@ -1,5 +1,5 @@
 import type { HomeLayout } from "../home/mod.ts";
-import { flockHolder } from "../proc/mod.ts";
+import { flockHolder } from "../proc/lock_holders.ts";
 
 /** The exclusive instance lock of a home, held by its daemon for its whole life. */
 export interface InstanceLock {

@@ -20,6 +20,7 @@ export * from "./defaults.ts";
 export * from "./discover.ts";
 export * from "./errors.ts";
 export * from "./extension.ts";
+export * from "./hosted_services.ts";
 export * from "./http_app.ts";
 export * from "./instance_lock.ts";
 export * from "./port_check.ts";

@@ -1,4 +1,4 @@
-import { writeJsonAtomic } from "../fs/mod.ts";
+import { writeJsonAtomic } from "../fs/atomic_write.ts";
 import type { HomeLayout } from "../home/mod.ts";
 import type { ProcessIdentity } from "../proc/mod.ts";
 import type { Supervisor } from "../service_manager/mod.ts";

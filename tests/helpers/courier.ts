@@ -6,7 +6,12 @@
  */
 import { homeLayout } from "../../lib/home/mod.ts";
 import { readTokenFile } from "../../lib/http/mod.ts";
-import { findDaemons } from "../../lib/service/mod.ts";
+import {
+  type DaemonOptions,
+  type DaemonState,
+  findDaemons,
+  runDaemon,
+} from "../../lib/service/mod.ts";
 import {
   type CommandLine,
   selfCommand,
@@ -147,4 +152,34 @@ export async function authedFetch(
     headers.set("content-type", "application/json");
   }
   return await fetch(url, { ...init, headers });
+}
+
+/** A daemon run in this process by {@link runDaemonInProcess}. */
+export interface InProcessDaemon {
+  /** Its state once it is ready; rejects with the reason when it does not start. */
+  ready: Promise<DaemonState>;
+  /** Stops it as SIGTERM does and resolves with its exit code. */
+  stop(): Promise<number>;
+}
+
+/** Runs `runDaemon` in this process, for tests that give it their own services. */
+export function runDaemonInProcess(
+  options: Omit<DaemonOptions, "signal" | "reporter">,
+): InProcessDaemon {
+  const controller = new AbortController();
+  let reporter: { ready: (state: DaemonState) => void; failed: (error: unknown) => void } = {
+    ready() {},
+    failed() {},
+  };
+  const ready = new Promise<DaemonState>((resolve, reject) => {
+    reporter = { ready: resolve, failed: reject };
+  });
+  const exit = runDaemon({ ...options, signal: controller.signal, reporter });
+  return {
+    ready,
+    stop() {
+      controller.abort();
+      return exit;
+    },
+  };
 }

@@ -1,10 +1,5 @@
-import {
-  type CompletableCommand,
-  completionScript,
-  isShell,
-  RC_LINES,
-  SHELLS,
-} from "../../completions/mod.ts";
+import type { CompletableCommand } from "../../completions/mod.ts";
+import { isShell, RC_LINES, SHELLS } from "../../completions/shells.ts";
 import { UsageError } from "../../errors/mod.ts";
 import { writeStdout } from "../output.ts";
 
@@ -38,6 +33,7 @@ export const completionsCommand: CompletableCommand = {
     }
     // Imported here, not at the top: the command list imports this module.
     const { COMMANDS } = await import("./mod.ts");
+    const { completionScript } = await import("../../completions/mod.ts");
     const script = completionScript(shell, COMMANDS);
     if (ctx.out.json) ctx.out.data({ shell, script });
     else writeStdout(script);

@@ -1,6 +1,5 @@
-import { diagnose, type FindingLevel } from "../../doctor/mod.ts";
+import type { FindingLevel } from "../../doctor/mod.ts";
 import { ExitCode } from "../../errors/mod.ts";
-import { resolveHome } from "../../home/mod.ts";
 import { parsePort, stringOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import type { Style } from "../output.ts";
@@ -33,6 +32,8 @@ export const doctorCommand: Command = {
       : env !== undefined && env !== "auto"
       ? parsePort(env, { option: "COURIER_PORT", hint })
       : undefined;
+    const { resolveHome } = await import("../../home/mod.ts");
+    const { diagnose } = await import("../../doctor/mod.ts");
     const diagnosis = await diagnose(resolveHome(ctx.homeOption), { port });
     if (ctx.out.json) {
       ctx.out.data(diagnosis);

@@ -1,5 +1,3 @@
-import { homeLayout, resolveHome } from "../../home/mod.ts";
-import { tailLines } from "../../log/mod.ts";
 import { parseInteger, stringOption } from "../args.ts";
 import type { Command, CommandContext } from "../command.ts";
 import { writeStdout } from "../output.ts";
@@ -86,6 +84,8 @@ export const logsCommand: Command = {
     const n = text === undefined
       ? 100
       : parseInteger(text, { option: "-n", hint: "courier logs --help", min: 0, max: 1_000_000 });
+    const { homeLayout, resolveHome } = await import("../../home/mod.ts");
+    const { tailLines } = await import("../../log/mod.ts");
     const layout = homeLayout(resolveHome(ctx.homeOption));
     const { logSource } = await import("../../supervise/logs.ts");
     const source = await logSource(layout);

@@ -1,15 +1,26 @@
-import { homeLayout, resolveHome } from "../../home/mod.ts";
-import { MailClient } from "../../mail/client.ts";
-import { MAIL_STATUSES, type MailStatus } from "../../mail/mailbox.ts";
+import type { MailClient } from "../../mail/client.ts";
+import type { MailStatus } from "../../mail/mailbox.ts";
 import type { MailSummary } from "../../mail/service.ts";
 import { UsageError } from "../../errors/mod.ts";
 import { stringOption } from "../args.ts";
 import type { Command, CommandContext } from "../command.ts";
 import { formatTable } from "../output.ts";
 
-function client(ctx: CommandContext): Promise<MailClient> {
-  return MailClient.connect(homeLayout(resolveHome(ctx.homeOption)));
+async function client(ctx: CommandContext): Promise<MailClient> {
+  const { homeLayout, resolveHome } = await import("../../home/mod.ts");
+  const { MailClient } = await import("../../mail/client.ts");
+  return await MailClient.connect(homeLayout(resolveHome(ctx.homeOption)));
 }
+
+/** For help, completions and checks: `MAIL_STATUSES` of lib/mail (a test checks they agree). */
+const MAIL_STATUSES: readonly MailStatus[] = [
+  "new",
+  "retrying",
+  "claimed",
+  "done",
+  "dead",
+  "queued",
+];
 
 function onePositional(ctx: CommandContext, what: string, usage: string): string {
   if (ctx.positionals.length !== 1) {

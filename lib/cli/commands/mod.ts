@@ -1,28 +1,15 @@
+/**
+ * The command table ({@link COMMAND_TABLE}: names, each command's module
+ * loaded on demand) and, for help, completions and tests, every command
+ * loaded ({@link COMMANDS}). The CLI imports `./table.ts`, not this module,
+ * so that a call loads only the command it runs.
+ *
+ * @module
+ */
 import type { Command } from "../command.ts";
-import { completionsCommand } from "./completions.ts";
-import { doctorCommand } from "./doctor.ts";
-import { logsCommand } from "./logs.ts";
-import { mailCommand } from "./mail.ts";
-import { portCommand } from "./port.ts";
-import { serviceCommand } from "./service.ts";
-import { daemonCommand, restartCommand, startCommand } from "./start.ts";
-import { statusCommand } from "./status.ts";
-import { killCommand, stopCommand } from "./stop.ts";
-import { tokenCommand } from "./token.ts";
+import { loadCommands } from "./table.ts";
+
+export { COMMAND_TABLE, type CommandEntry, loadCommands } from "./table.ts";
 
 /** Every top-level command, in help order. */
-export const COMMANDS: Command[] = [
-  startCommand,
-  stopCommand,
-  restartCommand,
-  statusCommand,
-  killCommand,
-  logsCommand,
-  doctorCommand,
-  mailCommand,
-  tokenCommand,
-  portCommand,
-  serviceCommand,
-  daemonCommand,
-  completionsCommand,
-];
+export const COMMANDS: Command[] = await loadCommands();

@@ -1,22 +1,14 @@
 import { ExitCode, UsageError } from "../../errors/mod.ts";
-import {
-  DEFAULT_PORT_RANGE,
-  DEFAULT_TTL_MS,
-  execWithPort,
-  isEnvName,
-  type Lease,
-  type LeaseInfo,
-  parsePortRange,
-  PortAllocator,
-  PortExecSpawnError,
-  type PortRange,
-  type SignalOutcome,
-} from "../../ports/mod.ts";
+import type { Lease, LeaseInfo, PortAllocator, SignalOutcome } from "../../ports/mod.ts";
+import { DEFAULT_PORT_RANGE, parsePortRange, type PortRange } from "../../ports/range.ts";
 import { parseInteger, parsePort, parseSeconds, stringOption } from "../args.ts";
 import type { Command, CommandContext, OptionSpec } from "../command.ts";
 import { formatTable, type Output } from "../output.ts";
 
 const RANGE_TEXT = `${DEFAULT_PORT_RANGE.start}-${DEFAULT_PORT_RANGE.end}`;
+
+/** For help: `DEFAULT_TTL_MS` of lib/ports in seconds (a test checks they agree). */
+const DEFAULT_TTL_S = 300;
 
 /** Options shared by `allocate` and `exec`. */
 const LEASE_OPTIONS: Record<string, OptionSpec> = {
@@ -34,7 +26,8 @@ const LEASE_OPTIONS: Record<string, OptionSpec> = {
   label: { type: "string", valueName: "TEXT", description: "note shown by 'courier port list'" },
 };
 
-function allocator(ctx: CommandContext): PortAllocator {
+async function allocator(ctx: CommandContext): Promise<PortAllocator> {
+  const { PortAllocator } = await import("../../ports/mod.ts");
   return new PortAllocator({
     home: ctx.homeOption,
     onWarning: (message) => ctx.out.warn(`courier: warning: ${message}`),
@@ -126,7 +119,7 @@ const allocateCommand: Command = {
     ttl: {
       type: "string",
       valueName: "SECONDS",
-      description: `lease lifetime (default ${DEFAULT_TTL_MS / 1000} without --pid, none with it)`,
+      description: `lease lifetime (default ${DEFAULT_TTL_S} without --pid, none with it)`,
     },
   },
   async run(ctx) {
@@ -143,7 +136,8 @@ const allocateCommand: Command = {
       if (ttlMs <= 0) throw new UsageError(`invalid --ttl "${ttlText}": must be above 0`, { hint });
     }
     // This process exits right after printing: without --pid the lease lives by its TTL.
-    await using leases = allocator(ctx); // at exit: the registry is on disk
+    const { DEFAULT_TTL_MS } = await import("../../ports/mod.ts");
+    await using leases = await allocator(ctx); // at exit: the registry is on disk
     const lease = await leases.allocate({
       ...settings,
       ownerPid: pid ?? null,
@@ -162,7 +156,7 @@ const releaseCommand: Command = {
   positionals: true,
   async run(ctx) {
     const ports = portPositionals(ctx, "courier port release --help");
-    await using leases = allocator(ctx);
+    await using leases = await allocator(ctx);
     const released: number[] = [];
     const notLeased: number[] = [];
     const lines: string[] = [];
@@ -186,7 +180,7 @@ const listCommand: Command = {
   usage: ["list [--json]"],
   options: {},
   async run(ctx) {
-    const leases = await allocator(ctx).list();
+    const leases = await (await allocator(ctx)).list();
     if (ctx.out.json) {
       ctx.out.data({ leases, count: leases.length });
       return ExitCode.Ok;
@@ -216,7 +210,7 @@ const gcCommand: Command = {
   usage: ["gc [--json]"],
   options: {},
   async run(ctx) {
-    await using leases = allocator(ctx);
+    await using leases = await allocator(ctx);
     const dropped: Lease[] = await leases.gc();
     const n = dropped.length;
     ctx.out.result(
@@ -231,6 +225,7 @@ const execCommand: Command = {
   name: "exec",
   summary: "run a command with a leased port in $PORT; release it when the command exits",
   usage: ["exec [--preferred P] [--range START-END] [--env NAME] -- CMD [ARGS...]"],
+  runsCommand: true,
   options: {
     ...LEASE_OPTIONS,
     env: {
@@ -244,6 +239,7 @@ const execCommand: Command = {
     const hint = "courier port exec --help";
     const settings = leaseSettings(ctx.values, hint);
     const env = stringOption(ctx.values, "env") ?? "PORT";
+    const { execWithPort, isEnvName, PortExecSpawnError } = await import("../../ports/mod.ts");
     if (!isEnvName(env)) {
       throw new UsageError(`invalid --env "${env}": not a variable name`, { hint });
     }

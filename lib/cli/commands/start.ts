@@ -1,17 +1,7 @@
 import { UsageError } from "../../errors/mod.ts";
-import { resolveHome } from "../../home/mod.ts";
-import {
-  AlreadyRunningError,
-  DEFAULT_HOST,
-  DEFAULT_PORT,
-  leaseDaemonPort,
-  NotRunningError,
-  pipeReporter,
-  runDaemon,
-  type StartOptions,
-  startService,
-  stopService,
-} from "../../service/mod.ts";
+import type { HomeLayout } from "../../home/mod.ts";
+import { DEFAULT_HOST, DEFAULT_PORT } from "../../service/defaults.ts";
+import type { StartOptions } from "../../service/mod.ts";
 import { parseInteger, parsePort, parseSeconds, stringOption } from "../args.ts";
 import type { Command, CommandContext, OptionSpec } from "../command.ts";
 import type { Output } from "../output.ts";
@@ -107,10 +97,17 @@ function startOptions(
   };
 }
 
+/** `--port auto`: the port lease, whose module is loaded only then. */
+async function leaseDaemonPort(layout: HomeLayout, host: string) {
+  const { leaseDaemonPort } = await import("../../service/port_lease.ts");
+  return await leaseDaemonPort(layout, host);
+}
+
 async function runForeground(home: string, settings: ServeSettings, out: Output): Promise<number> {
   // Run by a service that `courier service install` wrote: it keeps the log, `stop` tells it.
   const { supervisorFromEnv } = await import("../../service_manager/detect.ts");
   const supervisor = supervisorFromEnv() ?? undefined;
+  const { runDaemon } = await import("../../service/daemon.ts");
   return await runDaemon({
     home,
     host: settings.host,
@@ -142,11 +139,30 @@ async function doStart(
   ctx: CommandContext,
   options: ReturnType<typeof startOptions>,
 ): Promise<number> {
+  const [{ resolveHome }, { AlreadyRunningError }] = await Promise.all([
+    import("../../home/mod.ts"),
+    import("../../service/errors.ts"),
+  ]);
   const home = resolveHome(ctx.homeOption);
   if (ctx.values.foreground) {
     return await runForeground(home, options.settings, ctx.out);
   }
+  const alreadyRunning = (error: InstanceType<typeof AlreadyRunningError>) => {
+    ctx.out.result(error.message, {
+      started: false,
+      already_running: true,
+      pid: error.pid,
+      port: error.port,
+    });
+    return 0;
+  };
+  if (ctx.values["if-not-running"]) {
+    // The everyday case of a dotfile line, answered without loading what spawning needs.
+    const running = await runningDaemon(home);
+    if (running) return alreadyRunning(running);
+  }
   try {
+    const { startService } = await import("../../service/control.ts");
     const { state, elapsedMs } = await startService(home, options);
     const by = state.supervisor ? ` by ${state.supervisor.manager} (${state.supervisor.name})` : "";
     const { exposureWarning } = await import("../../http/host.ts");
@@ -170,16 +186,25 @@ async function doStart(
     return 0;
   } catch (error) {
     if (error instanceof AlreadyRunningError && ctx.values["if-not-running"]) {
-      ctx.out.result(error.message, {
-        started: false,
-        already_running: true,
-        pid: error.pid,
-        port: error.port,
-      });
-      return 0;
+      return alreadyRunning(error);
     }
     throw error;
   }
+}
+
+/**
+ * The daemon of `home` when one runs or is starting, as the error `start`
+ * would give (`startService` checks the same, after loading more).
+ */
+async function runningDaemon(home: string) {
+  const [{ homeLayout }, { getStatus }, { AlreadyRunningError }] = await Promise.all([
+    import("../../home/mod.ts"),
+    import("../../service/status.ts"),
+    import("../../service/errors.ts"),
+  ]);
+  const status = await getStatus(homeLayout(home), { health: false });
+  if (status.state !== "running" && status.state !== "starting") return null;
+  return new AlreadyRunningError(status.pid ?? undefined, status.port ?? undefined);
 }
 
 /** `courier start`. */
@@ -213,6 +238,9 @@ export const restartCommand: Command = {
     const timeoutMs = stopTimeout === undefined
       ? undefined
       : parseSeconds(stopTimeout, { option: "--stop-timeout", hint });
+    const { resolveHome } = await import("../../home/mod.ts");
+    const { stopService } = await import("../../service/control.ts");
+    const { NotRunningError } = await import("../../service/errors.ts");
     try {
       const stopped = await stopService(resolveHome(ctx.homeOption), { timeoutMs });
       ctx.out.text(`Stopped Courier (PID ${stopped.pid})${stopped.forced ? " with SIGKILL" : ""}`);
@@ -231,6 +259,11 @@ export const daemonCommand: Command = {
   options: SERVE_OPTIONS,
   hidden: true,
   async run(ctx) {
+    const [{ resolveHome }, { runDaemon }, { pipeReporter }] = await Promise.all([
+      import("../../home/mod.ts"),
+      import("../../service/daemon.ts"),
+      import("../../service/readiness.ts"),
+    ]);
     const home = resolveHome(ctx.homeOption);
     const settings = serveSettings(ctx.values, "courier start --help");
     return await runDaemon({

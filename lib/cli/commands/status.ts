@@ -1,5 +1,4 @@
-import { homeLayout, resolveHome } from "../../home/mod.ts";
-import { getStatus, type ServiceStateName } from "../../service/mod.ts";
+import type { ServiceStateName } from "../../service/mod.ts";
 import type { Command } from "../command.ts";
 import { formatTable, type Style } from "../output.ts";
 
@@ -33,6 +32,10 @@ export const statusCommand: Command = {
   usage: ["status [--json]"],
   options: {},
   async run(ctx) {
+    const [{ homeLayout, resolveHome }, { getStatus }] = await Promise.all([
+      import("../../home/mod.ts"),
+      import("../../service/status.ts"),
+    ]);
     const status = await getStatus(homeLayout(resolveHome(ctx.homeOption)));
     const { daemon: _daemon, ...json } = status;
     if (ctx.out.json) {

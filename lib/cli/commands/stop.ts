@@ -1,8 +1,4 @@
-import { resolve } from "node:path";
 import { ExitCode, UsageError } from "../../errors/mod.ts";
-import { resolveHome } from "../../home/mod.ts";
-import { parseSignal } from "../../proc/mod.ts";
-import { killService, stopAllDaemons, stopService } from "../../service/mod.ts";
 import { parseSeconds, stringOption } from "../args.ts";
 import type { Command } from "../command.ts";
 
@@ -37,7 +33,10 @@ export const stopCommand: Command = {
     if (within !== undefined && !ctx.values.all) {
       throw new UsageError("--within needs --all", { hint });
     }
+    const { resolveHome } = await import("../../home/mod.ts");
+    const { stopAllDaemons, stopService } = await import("../../service/control.ts");
     if (ctx.values.all) {
+      const { resolve } = await import("../../fs/mod.ts");
       const stopped = await stopAllDaemons({ timeoutMs, within: within && resolve(within) });
       ctx.out.result(
         stopped.length === 0
@@ -75,8 +74,11 @@ export const killCommand: Command = {
   },
   async run(ctx) {
     const name = stringOption(ctx.values, "signal") ?? "SIGKILL";
+    const { parseSignal } = await import("../../proc/mod.ts");
     const signal = parseSignal(name);
     if (!signal) throw new UsageError(`unknown signal "${name}"`, { hint: "courier kill --help" });
+    const { resolveHome } = await import("../../home/mod.ts");
+    const { killService } = await import("../../service/control.ts");
     const result = await killService(resolveHome(ctx.homeOption), { signal });
     ctx.out.result(
       `Sent ${result.signal} to Courier (PID ${result.pid})${
