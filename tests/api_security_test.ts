@@ -71,8 +71,14 @@ Deno.test("token: courier token before the first start creates it, and the daemo
     const token = created.stdout.trim();
     assert.equal((await Deno.stat(homeLayout(h.home).tokenFile)).mode! & 0o777, 0o600);
     const { url } = await startWith(h);
-    const health = await fetch(`${url}/health`, { headers: { authorization: `Bearer ${token}` } });
-    assert.ok("metrics" in await health.json());
+    // The mail service starts after the daemon is ready: its fields come once it runs.
+    const health = async () =>
+      await (await fetch(`${url}/health`, { headers: { authorization: `Bearer ${token}` } }))
+        .json();
+    await eventually(async () => (await health()).services?.mail?.state === "running", {
+      what: "the mail service to run",
+    });
+    assert.ok("metrics" in await health());
     assert.equal((await h.run(["stop"])).code, 0);
   });
 });

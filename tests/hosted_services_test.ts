@@ -9,7 +9,7 @@ import { homeLayout } from "../lib/home/mod.ts";
 import type { RequestContext } from "../lib/http/mod.ts";
 import { type Logger, nullLogger } from "../lib/log/mod.ts";
 import { type DaemonExtension, HostedServices } from "../lib/service/mod.ts";
-import { courier, MAIN, runDaemonInProcess, withHome } from "./helpers/courier.ts";
+import { authedFetch, courier, MAIN, runDaemonInProcess, withHome } from "./helpers/courier.ts";
 import { leaseTestPort } from "./helpers/ports.ts";
 
 /** A promise to resolve by hand. */
@@ -266,19 +266,19 @@ Deno.test("the daemon is ready and /health answers while a service still starts"
     try {
       const state = await daemon.ready;
       assert.deepEqual(events, ["slow prepare", "slow start"], "ready before the start ended");
-      const health = await fetch(`${state.api_url}/health`).then((r) => r.json());
+      const health = await authedFetch(h.home, `${state.api_url}/health`).then((r) => r.json());
       assert.equal(health.status, "healthy");
       assert.deepEqual(health.services, { slow: { state: "starting" } });
-      const early = await fetch(`${state.api_url}/slow/x`);
+      const early = await authedFetch(h.home, `${state.api_url}/slow/x`);
       assert.equal(early.status, 503);
       assert.equal(early.headers.get("retry-after"), "1");
       await early.body?.cancel();
-      const waiting = fetch(`${state.api_url}/slow/x`);
+      const waiting = authedFetch(h.home, `${state.api_url}/slow/x`);
       slow.open();
       const answer = await waiting;
       assert.equal(answer.status, 200);
       assert.equal(await answer.text(), "slow answered");
-      const after = await fetch(`${state.api_url}/health`).then((r) => r.json());
+      const after = await authedFetch(h.home, `${state.api_url}/health`).then((r) => r.json());
       assert.equal(after.slow_ok, true);
     } finally {
       slow.open();
@@ -379,10 +379,10 @@ Deno.test("courier itself: start returns while mail may still be starting, and m
     const start = await h.run(["start", "--port", String(await leaseTestPort()), "--json"]);
     assert.equal(start.code, 0, start.stderr);
     const { api_url } = JSON.parse(start.stdout);
-    const list = await fetch(`${api_url}/api/v1/messages`);
+    const list = await authedFetch(h.home, `${api_url}/api/v1/messages`);
     assert.equal(list.status, 200, "a request right after start waits for the mail service");
     assert.deepEqual((await list.json()).messages, []);
-    const health = await fetch(`${api_url}/health`).then((r) => r.json());
+    const health = await authedFetch(h.home, `${api_url}/health`).then((r) => r.json());
     assert.deepEqual(health.services, { mail: { state: "running" } });
     assert.ok(health.metrics, "the mail service's fields are there once it runs");
     assert.equal((await courier(["stop", "--home", h.home])).code, 0);
