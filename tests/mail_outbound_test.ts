@@ -36,7 +36,13 @@ function receiver(statuses: number[]): Receiver {
   };
 }
 
-const FAST = { backoffBaseMs: 20, backoffCapMs: 100 };
+const FAST = {
+  backoffBaseMs: 20,
+  backoffCapMs: 100,
+  outboundBackoffBaseMs: 20,
+  outboundBackoffCapMs: 100,
+  outboundMaxAttempts: 3,
+};
 
 async function withReceiver(
   statuses: number[],
@@ -97,7 +103,7 @@ Deno.test("outbound: retried when the receiver answers 500, then delivered", asy
   });
 });
 
-Deno.test("outbound: dead-lettered after 3 failures", async () => {
+Deno.test("outbound: dead-lettered after the maximum of attempts (3 here)", async () => {
   await withReceiver([503], async (h, r) => {
     const { body } = await h.post("/api/v1/outbound/lark", { to: "u-1", text: "doomed" });
     await eventually(() => h.service.metrics().deadletter === 1, { what: "dead letter" });

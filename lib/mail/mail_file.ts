@@ -71,6 +71,20 @@ export interface MailDelivery {
   dead_at?: string;
   /** Why it was dead-lettered. */
   dead_reason?: string;
+  /** Each time it was requeued from the dead letters: when, and what it had been through. */
+  requeued?: MailRequeue[];
+}
+
+/** A requeue of a dead mail (`POST /api/v1/messages/<id>/requeue`). */
+export interface MailRequeue {
+  /** When it was requeued. ISO 8601. */
+  at: string;
+  /** Its failed attempts before (they start again from 0). */
+  attempts: number;
+  /** Why it had been dead-lettered. */
+  dead_reason?: string;
+  /** When it had been dead-lettered. */
+  dead_at?: string;
 }
 
 /** A mail's YAML front matter. */

@@ -44,6 +44,8 @@ export interface MailboxLayout {
   journalFile: string;
   /** `.state/index.json`: a cache of the mail index, so a start need not parse every mail. */
   indexFile: string;
+  /** `.corrupt/`: unreadable mail files, moved out of the mailbox for inspection. */
+  corruptDir: string;
 }
 
 /** The mailbox layout of the courier home rooted at `homeRoot`. Touches nothing on disk. */
@@ -60,6 +62,7 @@ export function mailboxLayout(homeRoot: string): MailboxLayout {
     locksFile: join(stateDir, "locks.json"),
     journalFile: join(stateDir, "pending.jsonl"),
     indexFile: join(stateDir, "index.json"),
+    corruptDir: join(root, ".corrupt"),
   };
 }
 

@@ -34,8 +34,10 @@ export class FakeClock {
 export interface Reply {
   /** HTTP status. */
   status: number;
-  /** Parsed JSON body. */
+  /** Parsed JSON body (`{}` for an empty one). */
   body: Record<string, unknown>;
+  /** The response headers. */
+  headers: Headers;
 }
 
 /** Options of {@link withMail}. */
@@ -52,6 +54,10 @@ export interface MailHarnessOptions {
   service?: Omit<MailServiceOptions, "settings" | "now">;
   /** `start` options (as the daemon passes them). */
   startOptions?: Record<string, string | number | boolean | undefined>;
+  /** Do not wait for the mailbox to be indexed after each start. */
+  noIndexWait?: boolean;
+  /** Receives the service's log lines (`level message`). */
+  log?: string[];
 }
 
 /** A started mail service on a temporary home. */
@@ -88,11 +94,20 @@ export class MailHarness {
       settings: this.#options.settings,
       now: this.clock?.now,
     });
+    const lines = this.#options.log;
     await service.start({
       layout: homeLayout(this.home),
-      log: nullLogger(),
+      log: lines
+        ? {
+          info: (m) => lines.push(`info ${m}`),
+          warn: (m) => lines.push(`warn ${m}`),
+          error: (m) => lines.push(`error ${m}`),
+          close() {},
+        }
+        : nullLogger(),
       options: this.#options.startOptions ?? {},
     });
+    if (!this.#options.noIndexWait) await service.indexed();
     return service;
   }
 
@@ -111,8 +126,13 @@ export class MailHarness {
       init.headers = { "content-type": "application/json" };
     }
     const response = await handleMailRequest(this.service, new Request(url, init), url);
-    if (!response) return { status: 0, body: {} };
-    return { status: response.status, body: await response.json() };
+    if (!response) return { status: 0, body: {}, headers: new Headers() };
+    const text = await response.text();
+    return {
+      status: response.status,
+      body: text === "" ? {} : JSON.parse(text),
+      headers: response.headers,
+    };
   }
 
   /** POSTs `body` to `path`. */
