@@ -9,7 +9,7 @@ import {
   MailStorageError,
   MailUnavailableError,
 } from "./errors.ts";
-import type { IndexEntry } from "./mail_index.ts";
+import { type IndexEntry, isoOf } from "./mail_index.ts";
 import { mailJson } from "./mail_file.ts";
 import { TimerQueue } from "./timers.ts";
 
@@ -147,8 +147,8 @@ export class Claiming {
       if (entry.status === "retrying") {
         throw new MailConflictError(
           `mail ${id} failed ${entry.record.attempts} time(s) and waits for a retry until ` +
-            `${entry.record.retry_at}`,
-          { status: "retrying", retry_at: entry.record.retry_at },
+            `${isoOf(entry.record.retry_ms ?? 0)}`,
+          { status: "retrying", retry_at: isoOf(entry.record.retry_ms ?? 0) },
         );
       }
       const renewal = entry.status === "claimed";

@@ -1,4 +1,6 @@
-import { moveAside, writeFileAtomic } from "../fs/mod.ts";
+import { dirname, join } from "node:path";
+import { copyAside, moveAside, writeFileAtomic } from "../fs/mod.ts";
+import { AppendLog, readLogLines } from "./append_log.ts";
 
 /** An agent's claim on an inbound mail, as `.state/locks.json` stores it and the API returns it. */
 export interface ClaimEntry {
@@ -14,58 +16,6 @@ export interface ClaimEntry {
   timeout_s: number;
 }
 
-/**
- * Serialises snapshots to one file with coalescing: callers that change
- * state while a write is in flight share the next write, so a burst of
- * changes costs two writes, not one per change. Each `persist` resolves
- * after a write that started after it was called, and rejects if that
- * write failed.
- */
-export class CoalescingWriter {
-  readonly #write: () => Promise<void>;
-  #requested = 0;
-  #written = 0;
-  #running = false;
-  #waiters: { version: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
-
-  /**
-   * Creates a `CoalescingWriter`.
-   *
-   * @param write Writes the current state (called with no overlap).
-   */
-  constructor(write: () => Promise<void>) {
-    this.#write = write;
-  }
-
-  /** Resolves once the state as of now is on disk. */
-  persist(): Promise<void> {
-    const version = ++this.#requested;
-    const done = new Promise<void>((resolve, reject) => {
-      this.#waiters.push({ version, resolve, reject });
-    });
-    if (!this.#running) this.#run();
-    return done;
-  }
-
-  async #run(): Promise<void> {
-    this.#running = true;
-    while (this.#written < this.#requested) {
-      const version = this.#requested;
-      let failure: unknown = null;
-      try {
-        await this.#write();
-      } catch (error) {
-        failure = error ?? new Error("write failed");
-      }
-      this.#written = version;
-      const settled = this.#waiters.filter((w) => w.version <= version);
-      this.#waiters = this.#waiters.filter((w) => w.version > version);
-      for (const w of settled) failure ? w.reject(failure) : w.resolve();
-    }
-    this.#running = false;
-  }
-}
-
 /** The claims on one mail, as {@link ClaimTable.peek} saw them. */
 export interface SavedClaims {
   /** The claim. */
@@ -78,10 +28,14 @@ export interface SavedClaims {
 export interface ClaimsLoad {
   /** Claims read. */
   claims: number;
-  /** Where a damaged file was moved (its readable claims were kept), else `null`. */
+  /** Where a damaged `locks.json` was moved (its readable claims were kept), else `null`. */
   movedAside: string | null;
-  /** Why the file was damaged. */
+  /** Why `locks.json` was damaged. */
   damage?: string;
+  /** Where a claims log with damaged lines was copied. */
+  logCopiedAside?: string | null;
+  /** Damaged lines in the claims log. */
+  logDamagedLines?: number;
 }
 
 const DAY_MS = 86_400_000;
@@ -93,62 +47,101 @@ function isClaim(value: unknown): value is ClaimEntry {
     typeof entry.claimed_at === "string" && typeof entry.timeout_s === "number";
 }
 
+/** Compact the claims log into `locks.json` once it is this big. */
+const COMPACT_BYTES = 256 * 1024;
+
+/** One line of the claims log: the state of one mail's claims after a change. */
+interface ClaimChange {
+  id: string;
+  /** The claim, or null. */
+  a: ClaimEntry | null;
+  /** The lapsed claim, or null. */
+  l: ClaimEntry | null;
+}
+
 /**
- * The claim table: who works on which inbound mail until when, persisted
- * atomically to `.state/locks.json` one claim a line, so a damaged file
- * still yields every claim on an intact line. A claim whose time ran out is
- * *lapsed* once the service has counted it as a failed attempt; a lapsed
- * claim is remembered for a day, so its agent may still complete or fail
- * the mail as long as no other agent claimed it since.
+ * The claim table: who works on which inbound mail until when. Each change
+ * is appended to `.state/claims.jsonl` (group commit: one small write and
+ * fdatasync shared by concurrent changes) before it is answered; the log is
+ * compacted into `.state/locks.json` (written atomically, one claim a
+ * line) when it grows. A damaged file of either kind still yields every
+ * claim on an intact line. A claim whose time ran out is *lapsed* once the
+ * service has counted it as a failed attempt; a lapsed claim is remembered
+ * for a day, so its agent may still complete or fail the mail as long as
+ * no other agent claimed it since.
  */
 export class ClaimTable {
   readonly #path: string;
+  readonly #logPath: string;
   readonly #now: () => number;
   readonly #active = new Map<string, ClaimEntry>();
   readonly #lapsed = new Map<string, ClaimEntry>();
-  readonly #writer: CoalescingWriter;
+  /** Mails whose claims changed since they were last written. */
+  readonly #dirty = new Set<string>();
+  #log: AppendLog | null = null;
 
   /**
    * Creates a `ClaimTable`.
    *
-   * @param path The locks file.
-   * @param options `now`: the clock in ms (default `Date.now`).
+   * @param path The locks file (`locks.json`).
+   * @param options `logPath`: the claims log (default `claims.jsonl` beside it); `now`: the clock.
    */
-  constructor(path: string, options: { now?: () => number } = {}) {
+  constructor(path: string, options: { logPath?: string; now?: () => number } = {}) {
     this.#path = path;
+    this.#logPath = options.logPath ?? join(dirname(path), "claims.jsonl");
     this.#now = options.now ?? Date.now;
-    this.#writer = new CoalescingWriter(() => this.#save());
   }
 
   /**
-   * Loads the table. A file that does not parse is moved aside to
-   * `locks.json.corrupt-<timestamp>` and every claim on an intact line of
-   * it is kept.
+   * Loads the table: `locks.json`, then the changes logged since. A
+   * `locks.json` that does not parse is moved aside to
+   * `locks.json.corrupt-<timestamp>`, a log with damaged lines is copied
+   * aside; every claim on an intact line of either is kept.
    */
   async load(): Promise<ClaimsLoad> {
-    let text: string;
+    const result: ClaimsLoad = { claims: 0, movedAside: null };
+    let text: string | null = null;
     try {
       text = await Deno.readTextFile(this.#path);
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return { claims: 0, movedAside: null };
-      throw error;
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
-    let value: { claims?: Record<string, unknown>; lapsed?: Record<string, unknown> } | null;
-    let damage: string | undefined;
-    try {
-      value = JSON.parse(text);
-      if (typeof value !== "object" || value === null) throw new SyntaxError("not an object");
-    } catch (error) {
-      damage = (error as Error).message;
-      value = salvage(text);
+    if (text !== null) {
+      let value: { claims?: Record<string, unknown>; lapsed?: Record<string, unknown> } | null;
+      try {
+        value = JSON.parse(text);
+        if (typeof value !== "object" || value === null) throw new SyntaxError("not an object");
+      } catch (error) {
+        result.damage = (error as Error).message;
+        value = salvage(text);
+      }
+      for (const [section, map] of [["claims", this.#active], ["lapsed", this.#lapsed]] as const) {
+        const entries = value?.[section];
+        if (typeof entries !== "object" || entries === null) continue;
+        for (const entry of Object.values(entries)) if (isClaim(entry)) map.set(entry.id, entry);
+      }
+      if (result.damage !== undefined) result.movedAside = await moveAside(this.#path, this.#now());
     }
-    for (const [section, map] of [["claims", this.#active], ["lapsed", this.#lapsed]] as const) {
-      const entries = value?.[section];
-      if (typeof entries !== "object" || entries === null) continue;
-      for (const entry of Object.values(entries)) if (isClaim(entry)) map.set(entry.id, entry);
+    let damaged = 0;
+    for (const line of await readLogLines(this.#logPath)) {
+      let change: ClaimChange;
+      try {
+        change = JSON.parse(line);
+        if (typeof change?.id !== "string") throw new SyntaxError("not a claim change");
+      } catch {
+        damaged++;
+        continue;
+      }
+      this.#apply(change);
     }
-    const movedAside = damage === undefined ? null : await moveAside(this.#path, this.#now());
-    return { claims: this.#active.size, movedAside, ...(damage ? { damage } : {}) };
+    if (damaged > 0) {
+      result.logCopiedAside = await copyAside(this.#logPath, this.#now()).catch(() => null);
+      result.logDamagedLines = damaged;
+    }
+    this.#log = await AppendLog.open(this.#logPath);
+    result.claims = this.#active.size;
+    if (this.#log.size > 0 || result.damage !== undefined) await this.#compact().catch(() => {});
+    return result;
   }
 
   /** The claim on `id` (its time may have run out: see {@link ClaimEntry.expires_at}). */
@@ -189,6 +182,7 @@ export class ClaimTable {
   set(entry: ClaimEntry): void {
     this.#active.set(entry.id, entry);
     this.#lapsed.delete(entry.id);
+    this.#dirty.add(entry.id);
   }
 
   /** The claim and the lapsed claim on `id`, to put back with {@link ClaimTable.restore}. */
@@ -199,6 +193,7 @@ export class ClaimTable {
   /** Forgets every claim on `id`, lapsed or not; returns what there was. */
   release(id: string): SavedClaims {
     const saved = this.peek(id);
+    if (saved.active || saved.lapsed) this.#dirty.add(id);
     this.#active.delete(id);
     this.#lapsed.delete(id);
     return saved;
@@ -208,6 +203,7 @@ export class ClaimTable {
   restore(id: string, saved: SavedClaims): void {
     if (saved.active) this.#active.set(id, saved.active);
     if (saved.lapsed) this.#lapsed.set(id, saved.lapsed);
+    this.#dirty.add(id);
   }
 
   /** The claim on `id` ran out and was counted: keep it as lapsed. */
@@ -216,14 +212,53 @@ export class ClaimTable {
     if (!entry) return;
     this.#active.delete(id);
     this.#lapsed.set(id, entry);
+    this.#dirty.add(id);
   }
 
-  /** Resolves once the table as of now is on disk. */
-  persist(): Promise<void> {
-    return this.#writer.persist();
+  /**
+   * Resolves once every change made so far is on disk; rejects when the
+   * write failed (the changes are written again by the next `persist`).
+   */
+  async persist(): Promise<void> {
+    const log = this.#log;
+    if (!log) throw new Error("the claim table is not loaded");
+    const ids = [...this.#dirty];
+    this.#dirty.clear();
+    const lines = ids.map((id) =>
+      JSON.stringify({ id, a: this.#active.get(id) ?? null, l: this.#lapsed.get(id) ?? null })
+    );
+    try {
+      await log.append(lines);
+    } catch (error) {
+      for (const id of ids) this.#dirty.add(id);
+      throw error;
+    }
+    if (log.size > COMPACT_BYTES) log.exclusive(() => this.#compact()).catch(() => {});
   }
 
-  async #save(): Promise<void> {
+  /** Writes what is left and closes the log (compacting it when nothing is pending). */
+  async close(): Promise<void> {
+    const log = this.#log;
+    if (!log) return;
+    await this.persist().catch(() => {});
+    await log.exclusive(() => this.#compact()).catch(() => {});
+    await log.close();
+    this.#log = null;
+  }
+
+  #apply(change: ClaimChange): void {
+    if (isClaim(change.a)) this.#active.set(change.id, change.a);
+    else this.#active.delete(change.id);
+    if (isClaim(change.l)) this.#lapsed.set(change.id, change.l);
+    else this.#lapsed.delete(change.id);
+  }
+
+  /**
+   * Rewrites `locks.json` with the table and empties the log. Runs only
+   * when every change is on disk (the table then is what the disk says).
+   */
+  async #compact(): Promise<void> {
+    if (this.#dirty.size > 0) return;
     const cutoff = this.#now() - DAY_MS;
     for (const [id, entry] of this.#lapsed) {
       if (Date.parse(entry.expires_at) < cutoff) this.#lapsed.delete(id);
@@ -233,6 +268,7 @@ export class ClaimTable {
     const text = `{"version":2,\n"claims":{\n${section(this.#active)}\n},\n` +
       `"lapsed":{\n${section(this.#lapsed)}\n}}\n`;
     await writeFileAtomic(this.#path, text, { mode: 0o600 });
+    await this.#log?.truncate();
   }
 }
 

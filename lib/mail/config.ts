@@ -43,6 +43,11 @@ export interface MailSettings {
   archiveRetentionDays: number | null;
   /** Delete dead mails this many days after they died (`null`, the default: keep). */
   deadletterRetentionDays: number | null;
+  /**
+   * Remember message ids this many days for deduplication (default 7; `null`:
+   * as long as the mails are kept). Never longer than the mails are kept.
+   */
+  dedupWindowDays: number | null;
   /** Longest wait between retries of a mail write the disk refused (ms, default 5000). */
   writeRetryCapMs: number;
   /** How long a request waits for the folder it needs to be indexed before 503 (ms, default 3000). */
@@ -71,6 +76,7 @@ export const DEFAULT_MAIL_SETTINGS: Readonly<MailSettings> = Object.freeze({
   deliveryTimeoutMs: 10_000,
   archiveRetentionDays: null,
   deadletterRetentionDays: null,
+  dedupWindowDays: 7,
   writeRetryCapMs: 5000,
   indexWaitMs: 3000,
   eventsHeartbeatMs: 15_000,
@@ -107,9 +113,13 @@ const CONFIG_KEYS: Record<string, keyof MailSettings> = {
 };
 
 /** Settings in days where `null` (or leaving them out) means forever. */
-const RETENTION_KEYS: Record<string, "archiveRetentionDays" | "deadletterRetentionDays"> = {
+const RETENTION_KEYS: Record<
+  string,
+  "archiveRetentionDays" | "deadletterRetentionDays" | "dedupWindowDays"
+> = {
   archive_retention_days: "archiveRetentionDays",
   deadletter_retention_days: "deadletterRetentionDays",
+  dedup_window_days: "dedupWindowDays",
 };
 
 function number(where: string, name: string, value: unknown): number {
@@ -155,6 +165,20 @@ function outboundTargets(where: string, value: unknown): Record<string, Outbound
   return targets;
 }
 
+const DAY_MS = 86_400_000;
+
+/**
+ * How long message ids are remembered for deduplication (ms): the dedup
+ * window, but never longer than mails are kept (the longer of the two
+ * retentions, when both are set). `Infinity` for forever.
+ */
+export function dedupWindowMs(settings: MailSettings): number {
+  const { archiveRetentionDays: archive, deadletterRetentionDays: dead, dedupWindowDays } =
+    settings;
+  const kept = archive !== null && dead !== null ? Math.max(archive, dead) : Infinity;
+  return Math.min(dedupWindowDays ?? Infinity, kept) * DAY_MS;
+}
+
 /** Options of {@link loadMailSettings}. */
 export interface LoadMailSettingsOptions {
   /** Values given on `start` (`debounceWindowMs`, `debounceMaxWaitMs`); they win. */
@@ -194,6 +218,7 @@ export async function loadMailSettings(
     }
     for (const [key, field] of Object.entries(RETENTION_KEYS)) {
       const value = values[key];
+      if (value === null) settings[field] = null;
       if (value === undefined || value === null) continue;
       const days = number(configFile, key, value);
       if (days <= 0) {

@@ -1,8 +1,17 @@
 const DAY_MS = 86_400_000;
 
+/**
+ * A copy of `text` that shares no memory with the string it was cut from
+ * (a message id cut out of a parsed mail file would otherwise keep the
+ * whole file's text alive as long as the table keeps the id).
+ */
+export function detached(text: string): string {
+  return (" " + text).slice(1);
+}
+
 /** The key under which a message id is deduplicated. */
 export function dedupKey(provider: string, messageId: string): string {
-  return `${provider}\u0000${messageId}`;
+  return detached(`${provider}\u0000${messageId}`);
 }
 
 /**
@@ -14,12 +23,25 @@ export function dedupKey(provider: string, messageId: string): string {
  * in the pending journal so far, and ids whose journal write is under way.
  */
 export class DedupTable {
+  readonly #windowDays: number;
+  readonly #now: () => number;
   /** In a mail: key → `<day>|<pending key>`. */
   readonly #mail = new Map<string, string>();
   /** Acknowledged, only in the journal: key → pending key. */
   readonly #journal = new Map<string, string>();
   /** Being written to the journal: key → the pending key once durable. */
   readonly #inflight = new Map<string, Promise<string>>();
+
+  /**
+   * Creates a `DedupTable`.
+   *
+   * @param options `windowMs`: ids of messages older than this are not kept
+   *   (default forever); `now`: the clock in ms.
+   */
+  constructor(options: { windowMs?: number; now?: () => number } = {}) {
+    this.#windowDays = (options.windowMs ?? Number.POSITIVE_INFINITY) / DAY_MS;
+    this.#now = options.now ?? Date.now;
+  }
 
   /** Message ids remembered (in mails and in the journal). */
   get size(): number {
@@ -70,9 +92,10 @@ export class DedupTable {
 
   /** A message `key` is in a mail under `pendingKey`; it arrived at `receivedMs`. */
   addMail(key: string, pendingKey: string, receivedMs: number): void {
-    const day = Number.isFinite(receivedMs) ? Math.floor(receivedMs / DAY_MS) : 0;
-    this.#mail.set(key, `${day}|${pendingKey}`);
     if (this.#journal.get(key) === pendingKey) this.#journal.delete(key);
+    const day = Number.isFinite(receivedMs) ? Math.floor(receivedMs / DAY_MS) : 0;
+    if (this.#tooOld(day)) return;
+    this.#mail.set(key, detached(`${day}|${pendingKey}`));
   }
 
   /** A journal record of `key` was dropped as a second copy: forget it. */
@@ -100,6 +123,12 @@ export class DedupTable {
 
   /** Loads ids from the index cache (entries already known win). */
   loadMailEntry(key: string, value: string): void {
-    if (!this.#mail.has(key) && value.includes("|")) this.#mail.set(key, value);
+    const bar = value.indexOf("|");
+    if (bar < 0 || this.#mail.has(key) || this.#tooOld(Number(value.slice(0, bar)))) return;
+    this.#mail.set(key, value);
+  }
+
+  #tooOld(day: number): boolean {
+    return day < Math.floor(this.#now() / DAY_MS) - this.#windowDays;
   }
 }

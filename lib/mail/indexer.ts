@@ -1,26 +1,12 @@
 import { join } from "node:path";
 import { removeIfExists } from "../fs/mod.ts";
 import { type MailContext, quarantine } from "./context.ts";
-import { dedupKey } from "./dedup.ts";
-import {
-  type CachedMail,
-  cacheKey,
-  type IndexCache,
-  readIndexCache,
-  Yielder,
-} from "./index_cache.ts";
+import { dedupKey, detached } from "./dedup.ts";
+import { type CachedMail, INDEX_ORDER, IndexCacheReader, Yielder } from "./index_cache.ts";
 import type { MailRecord } from "./mail_index.ts";
 import { locationRoot, type MailLocation } from "./mailbox.ts";
 import { parseMail } from "./mail_file.ts";
-import { fileStamp, type ListedFile, MUTABLE, recordOf } from "./store.ts";
-
-/** The order folders are indexed in: the ones agents work from first. */
-export const INDEX_ORDER: readonly MailLocation[] = [
-  "inbound",
-  "outbound",
-  "deadletter",
-  "archive",
-];
+import { type FileStamp, fileStamp, type ListedFile, MUTABLE, recordOf } from "./store.ts";
 
 /** What an indexing run found. */
 export interface IndexStats {
@@ -62,21 +48,25 @@ function idOfName(name: string): string | null {
   return match ? match[1] : null;
 }
 
+function sameStamp(a: FileStamp | null, b: FileStamp | null): boolean {
+  return !!a && !!b && a.size === b.size && a.ino === b.ino && a.mtime === b.mtime;
+}
+
 /**
  * Builds the in-memory index from the mail files, in the background while
  * the service already serves: lists every folder first (and removes the
  * stale copy of any mail a crash left in two folders), then indexes
  * `inbound/`, `outbound/`, `.deadletter/` and `archive/` in that order,
- * each reported done through `onLocation` as soon as it is complete. Mails
- * found unchanged in the index cache are not parsed. Unreadable files are
- * quarantined. A mail the service put into the index meanwhile (it changed
- * while indexing ran) is left as the service has it.
+ * each reported through `onLocation` as soon as it is complete. Each folder
+ * takes the mails the index cache knows (streamed, files in mutable folders
+ * checked by size, inode and mtime), then parses the rest. Unreadable files
+ * are quarantined.
  */
 export class Indexer {
   readonly #ctx: MailContext;
   readonly #onLocation: (location: MailLocation) => void;
   readonly #signal?: AbortSignal;
-  readonly #covered = new Set<string>();
+  #covered = new Set<string>();
   readonly #progress: IndexProgress = { total: 0, done: 0, location: null };
   readonly #stats: IndexStats = {
     mails: 0,
@@ -108,35 +98,67 @@ export class Indexer {
     return { ...this.#progress };
   }
 
-  /** Pending keys of every message in the mails parsed (journal records they cover). */
-  get covered(): Set<string> {
-    return this.#covered;
+  /**
+   * Pending keys of every message in the mails parsed (the journal records
+   * they cover); handed over once, then forgotten.
+   */
+  takeCovered(): Set<string> {
+    const covered = this.#covered;
+    this.#covered = new Set();
+    return covered;
   }
 
   /** Indexes the mailbox; resolves with what it found (partial when stopped). */
   async run(): Promise<IndexStats> {
     const started = performance.now();
-    const cache = await readIndexCache(this.#ctx.layout.indexFile);
-    this.#stats.cacheUsed = cache !== null;
-    for (const [key, value] of cache?.dedup ?? []) this.#ctx.dedup.loadMailEntry(key, value);
-    const listed = new Map<MailLocation, ListedFile[]>();
-    for (const location of INDEX_ORDER) listed.set(location, await this.#ctx.store.list(location));
-    await this.#removeStaleCopies(listed, cache);
-    this.#progress.total = [...listed.values()].reduce((n, files) => n + files.length, 0);
     const yielder = new Yielder();
-    for (const location of INDEX_ORDER) {
-      this.#progress.location = location;
-      for (const file of listed.get(location)!) {
-        if (this.#signal?.aborted) return this.#finish(started);
-        await this.#index(location, file, cache);
-        this.#progress.done++;
-        await yielder.maybe();
+    const cache = await IndexCacheReader.open(this.#ctx.layout.indexFile);
+    this.#stats.cacheUsed = cache !== null;
+    try {
+      const listed = new Map<MailLocation, ListedFile[]>();
+      for (const location of INDEX_ORDER) {
+        listed.set(location, await this.#ctx.store.list(location));
       }
-      this.#ctx.index.markIndexed(location);
-      this.#onLocation(location);
+      await this.#removeStaleCopies(listed);
+      this.#progress.total = [...listed.values()].reduce((n, files) => n + files.length, 0);
+      for (const location of INDEX_ORDER) {
+        this.#progress.location = location;
+        const todo = new Map<string, Set<string>>();
+        for (const file of listed.get(location)!) {
+          let names = todo.get(file.provider);
+          if (!names) todo.set(file.provider, names = new Set());
+          names.add(file.name);
+        }
+        listed.delete(location);
+        for (let mail; cache && (mail = await cache.nextMail(location));) {
+          if (this.#signal?.aborted) return this.#finish(started);
+          const names = todo.get(mail.provider);
+          if (!names?.has(mail.name) || !(await this.#fromCache(mail))) continue;
+          names.delete(mail.name);
+          this.#progress.done++;
+          await yielder.maybe();
+        }
+        for (const [provider, names] of todo) {
+          for (const name of names) {
+            if (this.#signal?.aborted) return this.#finish(started);
+            await this.#fromFile(location, { provider, name });
+            this.#progress.done++;
+            await yielder.maybe();
+          }
+        }
+        this.#ctx.index.markIndexed(location);
+        this.#onLocation(location);
+      }
+      if (cache) {
+        await cache.finish();
+        for (const [key, value] of cache.dedup) this.#ctx.dedup.loadMailEntry(key, value);
+      }
+      this.#progress.location = null;
+      return this.#finish(started);
+    } finally {
+      yielder.close();
+      await cache?.close();
     }
-    this.#progress.location = null;
-    return this.#finish(started);
   }
 
   #finish(started: number): IndexStats {
@@ -145,77 +167,73 @@ export class Indexer {
     return { ...this.#stats };
   }
 
-  async #index(location: MailLocation, file: ListedFile, cache: IndexCache | null): Promise<void> {
-    const id = idOfName(file.name);
-    if (id !== null && this.#ctx.index.get(id)) return; // changed by the service meanwhile
-    const found = await this.#load(location, file, cache);
-    if (!found) return;
-    const existing = this.#ctx.index.get(found.record.id);
-    if (existing) {
-      // Found twice under a name that does not state the id: keep the later copy.
-      if (rank(existing.record) >= rank(found.record)) {
-        await this.#removeCopy(this.#ctx.store.pathOf(found.record));
-        return;
-      }
-      await this.#removeCopy(this.#ctx.store.pathOf(existing.record));
+  /** Indexes a cached mail if its file is unchanged; false when it must be parsed. */
+  async #fromCache(mail: CachedMail): Promise<boolean> {
+    let stamp: FileStamp | null = null;
+    if (MUTABLE.has(mail.location)) {
+      stamp = await fileStamp(this.#path(mail.location, mail));
+      if (!sameStamp(stamp, mail.stamp)) return false;
     }
-    const record = found.record;
-    this.#ctx.index.put(record, {
-      claimed: record.location === "inbound" && this.#ctx.claims.get(record.id) !== undefined,
-    });
+    mail.record.location = mail.location;
+    this.#stats.cached++;
+    await this.#put(mail.record, stamp);
+    return true;
   }
 
-  /** The record of a listed file: from the cache when unchanged, else parsed (or quarantined). */
-  async #load(
-    location: MailLocation,
-    file: ListedFile,
-    cache: IndexCache | null,
-  ): Promise<CachedMail | null> {
-    const { store } = this.#ctx;
-    const path = join(locationRoot(store.layout, location), file.provider, file.name);
-    const cached = cache?.mails.get(cacheKey(location, file.provider, file.name));
+  /** Parses a mail file and indexes it (quarantining it when unreadable). */
+  async #fromFile(location: MailLocation, file: ListedFile): Promise<void> {
+    const path = this.#path(location, file);
     const stamp = MUTABLE.has(location) ? await fileStamp(path) : null;
-    if (MUTABLE.has(location) && stamp === null) return null; // gone meanwhile
-    if (cached && sameStamp(cached, stamp)) {
-      this.#stats.cached++;
-      const record = { ...cached.record, location };
-      store.noteStamp(record.id, stamp);
-      return { record, stamp };
-    }
     let text: string;
     try {
       text = await Deno.readTextFile(path);
     } catch {
-      return null; // moved or removed meanwhile
+      return; // moved or removed meanwhile
     }
+    let record: MailRecord;
     try {
       const fm = parseMail(text).frontMatter;
-      const record = recordOf(fm, location, file.name);
-      this.#stats.parsed++;
+      record = recordOf(fm, location, file.name);
       for (const m of fm.messages) {
-        if (typeof m.pending_key === "string") this.#covered.add(m.pending_key);
+        if (typeof m.pending_key === "string") this.#covered.add(detached(m.pending_key));
         if (typeof m.message_id === "string") {
-          this.#ctx.dedup.addMail(
-            dedupKey(fm.provider, m.message_id),
-            m.pending_key,
-            Date.parse(m.received_at),
-          );
+          const key = dedupKey(fm.provider, m.message_id);
+          this.#ctx.dedup.addMail(key, m.pending_key, Date.parse(m.received_at));
         }
       }
-      store.noteStamp(record.id, stamp);
-      return { record, stamp };
     } catch (error) {
       this.#stats.quarantined++;
       await quarantine(this.#ctx, null, path, error);
-      return null;
+      return;
     }
+    this.#stats.parsed++;
+    await this.#put(record, stamp);
+  }
+
+  /** Puts a record into the index; of two copies of one mail the later is kept. */
+  async #put(record: MailRecord, stamp: FileStamp | null): Promise<void> {
+    const { index, store, claims } = this.#ctx;
+    const existing = index.get(record.id);
+    if (existing) {
+      if (existing.record.location === record.location && !existing.record.file) return;
+      const [keep, drop] = rank(existing.record) >= rank(record)
+        ? [existing.record, record]
+        : [record, existing.record];
+      await this.#removeCopy(store.pathOf(drop));
+      if (keep === existing.record) return;
+    }
+    store.noteStamp(record.id, stamp);
+    index.put(record, {
+      claimed: record.location === "inbound" && claims.get(record.id) !== undefined,
+    });
+  }
+
+  #path(location: MailLocation, file: { provider: string; name: string }): string {
+    return join(locationRoot(this.#ctx.layout, location), file.provider, file.name);
   }
 
   /** Finds mails listed in two folders (by file name) and removes the earlier copy. */
-  async #removeStaleCopies(
-    listed: Map<MailLocation, ListedFile[]>,
-    cache: IndexCache | null,
-  ): Promise<void> {
+  async #removeStaleCopies(listed: Map<MailLocation, ListedFile[]>): Promise<void> {
     const seen = new Map<string, MailLocation>();
     const twice = new Map<string, MailLocation[]>();
     for (const [location, files] of listed) {
@@ -228,16 +246,19 @@ export class Indexer {
       }
     }
     for (const [id, locations] of twice) {
-      const copies: { location: MailLocation; file: ListedFile; record: MailRecord }[] = [];
+      const copies: { location: MailLocation; file: ListedFile; rank: number }[] = [];
       for (const location of locations) {
-        const files = listed.get(location)!;
-        const file = files.find((f) => idOfName(f.name) === id)!;
-        const loaded = await this.#load(location, file, cache);
-        if (loaded) copies.push({ location, file, record: loaded.record });
+        const file = listed.get(location)!.find((f) => idOfName(f.name) === id)!;
+        try {
+          const fm = parseMail(await Deno.readTextFile(this.#path(location, file))).frontMatter;
+          copies.push({ location, file, rank: rank(recordOf(fm, location, file.name)) });
+        } catch {
+          // unreadable: indexing quarantines it
+        }
       }
-      copies.sort((a, b) => rank(b.record) - rank(a.record));
+      copies.sort((a, b) => b.rank - a.rank);
       for (const stale of copies.slice(1)) {
-        await this.#removeCopy(this.#ctx.store.pathOf(stale.record));
+        await this.#removeCopy(this.#path(stale.location, stale.file));
         const files = listed.get(stale.location)!;
         files.splice(files.indexOf(stale.file), 1);
       }
@@ -253,10 +274,4 @@ export class Indexer {
       this.#ctx.log.warn(`mail: could not remove the stale copy ${path}: ${error}`);
     }
   }
-}
-
-function sameStamp(cached: CachedMail, stamp: CachedMail["stamp"]): boolean {
-  if (stamp === null) return true; // final folders: never rewritten
-  const old = cached.stamp;
-  return !!old && old.size === stamp.size && old.ino === stamp.ino && old.mtime === stamp.mtime;
 }

@@ -11,6 +11,7 @@ import {
   type MailSession,
   renderMail,
 } from "./mail_file.ts";
+import { isoOf } from "./mail_index.ts";
 import type { InboundInput } from "./validate.ts";
 
 /** What {@link Intake.receive} answers. */
@@ -183,7 +184,7 @@ export class Intake {
   indexed(covered: Set<string>): void {
     this.#recovered = this.#carried.filter((key) => !covered.has(key)).length;
     this.#carried = [];
-    this.#covered = covered;
+    this.#covered = this.#replaying > 0 ? covered : null; // only replayed records need it
     this.#indexed = true;
     this.#openGate();
   }
@@ -390,7 +391,7 @@ export class Intake {
           direction: "inbound",
           session,
           message_count: records.length,
-          received_at: record.received_at,
+          received_at: isoOf(record.received_ms),
         });
         return true;
       } catch (error) {

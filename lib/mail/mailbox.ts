@@ -38,8 +38,10 @@ export interface MailboxLayout {
   deadletterDir: string;
   /** `.state/`: claims and the pending journal. */
   stateDir: string;
-  /** `.state/locks.json`: the claim table. */
+  /** `.state/locks.json`: the claim table (as of its last compaction). */
   locksFile: string;
+  /** `.state/claims.jsonl`: changes to the claim table since `locks.json` was written. */
+  claimsLogFile: string;
   /** `.state/pending.jsonl`: acknowledged messages not yet folded into a mail. */
   journalFile: string;
   /** `.state/index.json`: a cache of the mail index, so a start need not parse every mail. */
@@ -60,6 +62,7 @@ export function mailboxLayout(homeRoot: string): MailboxLayout {
     deadletterDir: join(root, ".deadletter"),
     stateDir,
     locksFile: join(stateDir, "locks.json"),
+    claimsLogFile: join(stateDir, "claims.jsonl"),
     journalFile: join(stateDir, "pending.jsonl"),
     indexFile: join(stateDir, "index.json"),
     corruptDir: join(root, ".corrupt"),

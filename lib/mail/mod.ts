@@ -28,6 +28,7 @@ export * from "./dedup.ts";
 export * from "./errors.ts";
 export * from "./events.ts";
 export * from "./extension.ts";
+export * from "./front_matter.ts";
 export * from "./http_api.ts";
 export * from "./http_events.ts";
 export * from "./index_cache.ts";

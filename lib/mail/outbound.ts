@@ -121,7 +121,7 @@ export class OutboundDispatcher {
     const ctx = this.#ctx;
     const entry = ctx.index.get(id);
     if (!entry || entry.record.location !== "outbound") return;
-    const retryAt = entry.record.retry_at ? Date.parse(entry.record.retry_at) : 0;
+    const retryAt = entry.record.retry_ms ?? 0;
     if (retryAt > ctx.now()) return this.schedule(id, retryAt);
     let doc: MailDocument;
     try {

@@ -1,3 +1,4 @@
+import { dedupWindowMs } from "./config.ts";
 import type { MailContext } from "./context.ts";
 import { MailIndexingError } from "./errors.ts";
 import type { IndexEntry } from "./mail_index.ts";
@@ -34,17 +35,16 @@ export interface PruneResult {
 }
 
 function finishedMs(entry: IndexEntry): number {
-  const ms = Date.parse(entry.record.finished_at ?? entry.record.received_at);
-  return Number.isFinite(ms) ? ms : 0;
+  return entry.record.finished_ms ?? entry.record.received_ms;
 }
 
 /**
  * Retention: removes done and dead mails some time after they finished,
  * on demand (`prune`, what `courier mail prune --older-than` calls) and
  * every hour by the `archive_retention_days` and
- * `deadletter_retention_days` settings. Message ids are remembered for
- * deduplication as long as the longer of the two windows (forever when
- * either keeps mails forever).
+ * `deadletter_retention_days` settings; and forgets message ids older than
+ * the deduplication window (`dedup_window_days`, never longer than mails
+ * are kept).
  */
 export class Retention {
   readonly #ctx: MailContext;
@@ -62,8 +62,12 @@ export class Retention {
 
   /** Applies the retention settings now and every hour after (when any is set). */
   start(): void {
-    const { archiveRetentionDays, deadletterRetentionDays } = this.#ctx.settings;
-    if (archiveRetentionDays === null && deadletterRetentionDays === null) return;
+    const settings = this.#ctx.settings;
+    const { archiveRetentionDays, deadletterRetentionDays } = settings;
+    if (
+      archiveRetentionDays === null && deadletterRetentionDays === null &&
+      !Number.isFinite(dedupWindowMs(settings))
+    ) return;
     this.#schedule(0);
   }
 
@@ -136,10 +140,13 @@ export class Retention {
     const { archiveRetentionDays: archive, deadletterRetentionDays: dead } = this.#ctx.settings;
     if (archive !== null) await this.prune({ olderThanMs: archive * DAY_MS, statuses: ["done"] });
     if (dead !== null) await this.prune({ olderThanMs: dead * DAY_MS, statuses: ["dead"] });
-    if (archive !== null && dead !== null) {
-      const forgotten = this.#ctx.dedup.expire(this.#ctx.now() - Math.max(archive, dead) * DAY_MS);
+    const window = dedupWindowMs(this.#ctx.settings);
+    if (Number.isFinite(window)) {
+      const forgotten = this.#ctx.dedup.expire(this.#ctx.now() - window);
       if (forgotten > 0) {
-        this.#ctx.log.info(`mail: forgot ${forgotten} message id(s) older than the retention`);
+        this.#ctx.log.info(
+          `mail: forgot ${forgotten} message id(s) older than ${window / DAY_MS} day(s)`,
+        );
       }
     }
   }

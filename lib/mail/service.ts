@@ -3,7 +3,7 @@ import { type Logger, nullLogger } from "../log/mod.ts";
 import type { ExtensionContext } from "../service/extension.ts";
 import { type ClaimedMail, Claiming, type MailView, mailView } from "./claiming.ts";
 import { type ClaimEntry, ClaimTable } from "./claims.ts";
-import { loadMailSettings, type MailSettings } from "./config.ts";
+import { dedupWindowMs, loadMailSettings, type MailSettings } from "./config.ts";
 import {
   Faults,
   KeyedMutex,
@@ -17,7 +17,7 @@ import { DedupTable } from "./dedup.ts";
 import { MailIndexingError, MailUnavailableError, MailValidationError } from "./errors.ts";
 import { MailEvents } from "./events.ts";
 import { Indexer, type IndexProgress, type IndexStats } from "./indexer.ts";
-import { writeIndexCache } from "./index_cache.ts";
+import { INDEX_ORDER, type IndexCacheContent, writeIndexCache } from "./index_cache.ts";
 import { Intake, type ReceiveResult } from "./intake.ts";
 import type { JournalOptions } from "./journal.ts";
 import {
@@ -34,11 +34,11 @@ import {
   type MailLocation,
   type MailStatus,
 } from "./mailbox.ts";
-import { buildOutboundMail, mailFileName, mailJson } from "./mail_file.ts";
+import { buildOutboundMail, mailJson } from "./mail_file.ts";
 import { OutboundDispatcher, type OutboundRoute, webhookSender } from "./outbound.ts";
 import { type AgentFailure, Outcomes } from "./outcomes.ts";
 import { type PruneOptions, type PruneResult, Retention } from "./retention.ts";
-import { MailStore } from "./store.ts";
+import { MailStore, recordFileName } from "./store.ts";
 import type { InboundInput, OutboundInput } from "./validate.ts";
 
 export type { MailSummary } from "./mail_index.ts";
@@ -118,6 +118,8 @@ export interface MailStartStats {
 }
 
 const DEFAULT_LIST_LIMIT = 1000;
+
+type CacheEntry = IndexCacheContent["mails"] extends Iterable<infer T> ? T : never;
 
 function encodeCursor(order: string, key: MailKey): string {
   return btoa(`${order}:${key.ms}:${key.id}`).replace(/=+$/, "").replace(/\+/g, "-")
@@ -237,8 +239,8 @@ export class MailService {
       settings,
       store: new MailStore(layout),
       index,
-      claims: new ClaimTable(layout.locksFile, { now }),
-      dedup: new DedupTable(),
+      claims: new ClaimTable(layout.locksFile, { logPath: layout.claimsLogFile, now }),
+      dedup: new DedupTable({ windowMs: dedupWindowMs(settings), now }),
       events: new MailEvents({ now }),
       locks: new KeyedMutex(),
       faults: new Faults(now),
@@ -251,7 +253,14 @@ export class MailService {
     if (claims.movedAside) {
       log.warn(
         `mail: the claims file ${layout.locksFile} was damaged (${claims.damage}); moved it to ` +
-          `${claims.movedAside} and kept the ${claims.claims} claim(s) still readable`,
+          `${claims.movedAside} and kept the claims still readable (${claims.claims} in all)`,
+      );
+    }
+    if (claims.logDamagedLines) {
+      log.warn(
+        `mail: the claims log ${layout.claimsLogFile} has ${claims.logDamagedLines} damaged ` +
+          `line(s); kept a copy at ${claims.logCopiedAside ?? "(copy failed)"} and every ` +
+          `readable change`,
       );
     }
     this.#claiming = new Claiming(ctx);
@@ -345,7 +354,7 @@ export class MailService {
     await Promise.race([ctx.locks.idle(), new Promise((r) => setTimeout(r, 1000))]);
     await this.#indexing;
     if (emptyJournal && this.#indexStats) await this.#saveIndexCache();
-    await ctx.claims.persist().catch((error) => {
+    await ctx.claims.close().catch((error) => {
       ctx.log.error(`mail: saving claims failed: ${error}`);
     });
     ctx.index.stop();
@@ -565,7 +574,7 @@ export class MailService {
     });
     if (!stats || this.#stopIndexing.signal.aborted) return;
     this.#indexStats = stats;
-    this.#intake!.indexed(this.#indexer!.covered);
+    this.#intake!.indexed(this.#indexer!.takeCovered());
     this.#startStats = {
       mails: stats.mails,
       parsed: stats.parsed,
@@ -590,8 +599,7 @@ export class MailService {
     if (location === "inbound") this.#claiming!.inboundIndexed();
     if (location === "outbound") {
       for (const entry of this.#ctx!.index.each("queued")) {
-        const retryAt = entry.record.retry_at ? Date.parse(entry.record.retry_at) : 0;
-        this.#outbound!.schedule(entry.id, retryAt);
+        this.#outbound!.schedule(entry.id, entry.record.retry_ms ?? 0);
       }
     }
     for (const wake of this.#locationWaiters.get(location) ?? []) wake();
@@ -635,15 +643,19 @@ export class MailService {
   /** Writes the index cache; call only while the journal is empty. Never throws. */
   async #saveIndexCache(): Promise<void> {
     const ctx = this.#need();
-    const mails = [];
+    // Taken synchronously, so it is the index as of now; grouped by folder in indexing order.
+    const groups = new Map(INDEX_ORDER.map((location) => [location, [] as CacheEntry[]]));
     for (const entry of ctx.index.entries()) {
       const record = entry.record;
       const stamp = ctx.store.stampOf(record.id) ?? null;
-      if (record.location === "inbound" || record.location === "outbound") {
-        if (!stamp) continue;
-      }
-      mails.push({ record, name: record.file ?? mailFileName(record), stamp });
+      if ((record.location === "inbound" || record.location === "outbound") && !stamp) continue;
+      groups.get(record.location)!.push({
+        record,
+        name: record.file ?? recordFileName(record),
+        stamp,
+      });
     }
+    const mails = [...groups.values()].flat();
     try {
       await writeIndexCache(ctx.layout.indexFile, { mails, dedup: ctx.dedup.mailEntries() });
       ctx.faults.clear("index cache");

@@ -1,6 +1,7 @@
 import { dirname, join, relative } from "node:path";
 import { removeIfExists, syncDirectory, writeFileAtomic } from "../fs/mod.ts";
-import type { MailRecord } from "./mail_index.ts";
+import { detached } from "./dedup.ts";
+import { isoOf, type MailRecord, makeRecord, msOf } from "./mail_index.ts";
 import {
   isValidProvider,
   locationRoot,
@@ -37,39 +38,57 @@ export interface ListedFile {
 /** Folders whose files are rewritten in place (the index cache checks their stamps). */
 export const MUTABLE: ReadonlySet<MailLocation> = new Set(["inbound", "outbound"]);
 
+/**
+ * The start of a mail's text on one line, as the index keeps it: at most
+ * 81 characters (more than 80 means cut; the listing then shows 79 and an
+ * ellipsis, which would make the kept text two bytes a character).
+ */
 function preview(fm: MailFrontMatter): string {
   const text = fm.content?.text ?? "";
-  const line = text.replace(/\s+/g, " ").trim();
-  return line.length > 80 ? line.slice(0, 79) + "…" : line;
+  return text.replace(/\s+/g, " ").trim().slice(0, 81);
 }
 
-/** The index record of a mail with front matter `fm`, in `location`, named `file`. */
+function detachedOrUndefined(text: string | undefined): string | undefined {
+  return typeof text === "string" ? detached(text) : undefined;
+}
+
+/** The usual file name of a mail: `<YYYYMMDDTHHMMSS>_<id>.md`, time of receipt in UTC. */
+export function recordFileName(record: Pick<MailRecord, "id" | "received_ms">): string {
+  return mailFileName({ id: record.id, received_at: isoOf(record.received_ms) });
+}
+
+/**
+ * The index record of a mail with front matter `fm`, in `location`, named
+ * `file`. Its strings are fresh copies (see {@link detached}).
+ */
 export function recordOf(fm: MailFrontMatter, location: MailLocation, file?: string): MailRecord {
-  const record: MailRecord = {
-    id: fm.id,
-    provider: fm.provider,
-    direction: fm.direction,
-    location,
-    timestamp: fm.timestamp,
-    received_at: fm.received_at,
-    session: fm.session,
-    preview: preview(fm),
-    message_count: fm.messages.length,
-    attempts: fm.delivery.attempts,
-  };
-  if (file !== undefined && file !== mailFileName(fm)) record.file = file;
-  if (fm.participants?.from) record.from = fm.participants.from;
-  if (fm.participants?.to) record.to = fm.participants.to.id;
   const delivery = fm.delivery;
-  if (delivery.retry_at) record.retry_at = delivery.retry_at;
-  if (delivery.dead_reason) record.dead_reason = delivery.dead_reason;
   const finished = location === "deadletter"
     ? delivery.dead_at
     : location === "archive"
     ? delivery.completed_at ?? delivery.delivered_at
     : undefined;
-  if (finished) record.finished_at = finished;
-  if (delivery.requeued?.length) record.requeues = delivery.requeued.length;
+  const session = JSON.parse(JSON.stringify(fm.session ?? { id: "", type: "direct" }));
+  const from = fm.participants?.from;
+  const record = makeRecord({
+    id: detached(String(fm.id)),
+    provider: detached(String(fm.provider)),
+    direction: fm.direction,
+    location,
+    timestamp_ms: msOf(fm.timestamp),
+    received_ms: msOf(fm.received_at),
+    session,
+    preview: detached(preview(fm)),
+    message_count: fm.messages.length,
+    attempts: typeof delivery.attempts === "number" ? delivery.attempts : 0,
+    from: from ? { id: detached(String(from.id)), name: detached(String(from.name)) } : undefined,
+    to: detachedOrUndefined(fm.participants?.to?.id),
+    retry_ms: delivery.retry_at ? msOf(delivery.retry_at) : undefined,
+    dead_reason: detachedOrUndefined(delivery.dead_reason),
+    finished_ms: finished ? msOf(finished) : undefined,
+    requeues: delivery.requeued?.length ?? 0,
+  });
+  if (file !== undefined && file !== recordFileName(record)) record.file = detached(file);
   return record;
 }
 
@@ -136,11 +155,11 @@ export class MailStore {
 
   /** The file of a mail. */
   pathOf(
-    record: Pick<MailRecord, "location" | "provider" | "id" | "received_at" | "file">,
+    record: Pick<MailRecord, "location" | "provider" | "id" | "received_ms" | "file">,
   ): string {
     return join(
       providerDir(this.#layout, record.location, record.provider),
-      record.file ?? mailFileName(record),
+      record.file ?? recordFileName(record),
     );
   }
 
