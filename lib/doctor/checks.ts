@@ -3,13 +3,14 @@ import { homeLayout, writableError } from "../home/mod.ts";
 import { findPortHolder, isPortFree } from "../net/mod.ts";
 import { hasTool } from "../proc/mod.ts";
 import { DEFAULT_HOST, DEFAULT_PORT, findDaemons, getStatus } from "../service/mod.ts";
+import { checkMailbox } from "./mailbox_check.ts";
 
 /** How a finding weighs: `ok`, or a `problem` that makes `doctor` exit 1. `info` never fails. */
 export type FindingLevel = "ok" | "info" | "problem";
 
 /** One thing `courier doctor` looked at. */
 export interface Finding {
-  /** Which check: `home`, `state`, `registry`, `daemons`, `port`, `tools`. */
+  /** Which check: `home`, `state`, `registry`, `mailbox`, `daemons`, `port`, `tools`. */
   check: string;
   /** How it weighs. */
   level: FindingLevel;
@@ -144,7 +145,7 @@ async function checkRegistries(root: string): Promise<Finding[]> {
     ],
     [
       join(root, "mailbox", ".state", "locks.json"),
-      `mv ${join(root, "mailbox", ".state", "locks.json")}{,.bad}`,
+      "courier restart   # moves it aside and keeps every claim still readable",
     ],
     [join(root, "config.json"), `$EDITOR ${join(root, "config.json")}   # fix the JSON`],
   ];
@@ -268,6 +269,7 @@ export async function diagnose(home: string, options: DiagnoseOptions = {}): Pro
     ...homeFindings,
     ...state.findings,
     ...await checkRegistries(root),
+    ...await checkMailbox(root),
     ...await checkDaemons(root),
     await checkPort(options.port ?? DEFAULT_PORT, options.host ?? DEFAULT_HOST, state.runningPort),
     ...await checkTools(),

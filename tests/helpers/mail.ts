@@ -111,9 +111,13 @@ export class MailHarness {
     return service;
   }
 
-  /** Stops the service and starts a fresh one on the same home (a clean restart). */
-  async restart(): Promise<void> {
+  /**
+   * Stops the service and starts a fresh one on the same home (a clean
+   * restart); `between` runs while it is stopped (to damage files).
+   */
+  async restart(between?: () => Promise<void>): Promise<void> {
     await this.service.stop();
+    await between?.();
     this.service = await this.#start();
   }
 
