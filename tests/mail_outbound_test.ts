@@ -188,13 +188,14 @@ Deno.test("outbound: a 4xx answer is final (dead at once); 429 waits as long as 
 });
 
 Deno.test("outbound: the defaults keep retrying for minutes, so a receiver that restarts gets its mail", async () => {
-  await withMail({}, async (h) => {
+  await withMail({}, (h) => {
     const s = h.service.settings;
     let waited = 0;
     for (let attempt = 1; attempt < s.outboundMaxAttempts; attempt++) {
       waited += Math.min(s.outboundBackoffCapMs, s.outboundBackoffBaseMs * 2 ** (attempt - 1));
     }
     assert.ok(waited >= 10 * 60_000, `gives up after ${Math.round(waited / 1000)} s`);
+    return Promise.resolve();
   });
   // A receiver that is down for a while (connection refused), then back.
   const port = await leaseTestPort();
