@@ -11,7 +11,7 @@ import {
 } from "./errors.ts";
 import { type IndexEntry, isoOf } from "./mail_index.ts";
 import { mailJson } from "./mail_file.ts";
-import { TimerQueue } from "./timers.ts";
+import { ClaimExpiry } from "./claim_expiry.ts";
 
 /** Options of {@link Claiming.claimNext}. */
 export interface ClaimNextOptions {
@@ -41,9 +41,6 @@ interface Waiter {
   options: ClaimNextOptions;
   resolve: (outcome: Reserved | "timeout" | "stopping") => void;
 }
-
-/** Retry of a claim expiry the disk refused to record. */
-const EXPIRY_RETRY_MS = 5000;
 
 /** A mail as `GET /api/v1/messages/<id>` returns it: front matter, `body`, `status`, `claim`, `path`. */
 export function mailView(
@@ -76,12 +73,12 @@ export function mailView(
  */
 export class Claiming {
   readonly #ctx: MailContext;
-  readonly #expiries: TimerQueue<string>;
+  /** Claims whose time runs out: counted as failed attempts. */
+  readonly expiry: ClaimExpiry;
   readonly #waiters: Waiter[] = [];
   #pumpQueued = false;
   #stopping = false;
   #inboundIndexed = false;
-  #persistRetry: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * Creates a `Claiming`.
@@ -90,7 +87,7 @@ export class Claiming {
    */
   constructor(ctx: MailContext) {
     this.#ctx = ctx;
-    this.#expiries = new TimerQueue((id) => this.#expireLocked(id), { now: ctx.now });
+    this.expiry = new ClaimExpiry(ctx);
     ctx.index.onClaimable = () => this.#schedulePump();
   }
 
@@ -114,11 +111,11 @@ export class Claiming {
         continue;
       }
       if (!entry.claimed) index.setClaimed(claim.id, true);
-      this.#expiries.schedule(claim.id, Date.parse(claim.expires_at));
+      this.expiry.schedule(claim.id, Date.parse(claim.expires_at));
     }
     if (dropped > 0) {
       log.info(`mail: dropped ${dropped} claim(s) on mails no longer waiting`);
-      this.#persistSoon();
+      this.expiry.persistSoon();
     }
     this.#inboundIndexed = true;
     this.#schedulePump();
@@ -134,7 +131,7 @@ export class Claiming {
    */
   claim(id: string, agentId: string, timeoutS: number): Promise<ClaimEntry> {
     return this.#ctx.locks.run(id, async () => {
-      await this.#expireIfDue(id);
+      await this.expiry.expireIfDue(id);
       const entry = requireEntry(this.#ctx, id);
       assertOpenInbound(entry, "claimed");
       const holder = this.#ctx.claims.get(id);
@@ -169,7 +166,7 @@ export class Claiming {
    */
   async claimNext(options: ClaimNextOptions): Promise<ClaimedMail | null> {
     const deadline = Date.now() + options.waitS * 1000;
-    await this.settleExpired();
+    await this.expiry.settle();
     for (;;) {
       if (this.#stopping) throw new MailUnavailableError();
       let reserved: Reserved | null = null;
@@ -205,7 +202,7 @@ export class Claiming {
    */
   release(id: string, agentId: string): Promise<Record<string, unknown>> {
     return this.#ctx.locks.run(id, async () => {
-      await this.#expireIfDue(id);
+      await this.expiry.expireIfDue(id);
       const { claims, index, events, log } = this.#ctx;
       const entry = requireEntry(this.#ctx, id);
       assertOpenInbound(entry, "released");
@@ -256,34 +253,10 @@ export class Claiming {
     return holder;
   }
 
-  /**
-   * Counts every claim whose time ran out (the timer may be late on a busy
-   * event loop, or the clock moved): resolves once they are recorded.
-   */
-  async settleExpired(): Promise<void> {
-    const now = this.#ctx.now();
-    const due = [...this.#ctx.claims.claims()].filter((c) => Date.parse(c.expires_at) <= now);
-    if (due.length === 0) return;
-    await Promise.allSettled(
-      due.map((claim) => this.#ctx.locks.run(claim.id, () => this.#expire(claim.id))),
-    );
-  }
-
-  /** Counts a claim on `id` whose time ran out (call it under the mail's lock). */
-  expireIfDue(id: string): Promise<void> {
-    return this.#expireIfDue(id);
-  }
-
-  /** Writes the claim table soon; a write the disk refuses is retried until it succeeds. */
-  persistSoon(): void {
-    this.#persistSoon();
-  }
-
   /** Ends every wait (the service is stopping) and the expiry timers. */
   stop(): void {
     this.#stopping = true;
-    this.#expiries.stop();
-    clearTimeout(this.#persistRetry);
+    this.expiry.stop();
     for (const waiter of this.#waiters.splice(0)) waiter.resolve("stopping");
   }
 
@@ -308,7 +281,7 @@ export class Claiming {
       if (!reserved.saved.active && index.get(id)) index.setClaimed(id, false);
       throw this.#storageFailure(`record the claim of ${id}`, error);
     }
-    this.#expiries.schedule(id, Date.parse(reserved.claim.expires_at));
+    this.expiry.schedule(id, Date.parse(reserved.claim.expires_at));
   }
 
   /** Commits a claim-next reservation and reads the mail; `null` to try the next one. */
@@ -323,7 +296,7 @@ export class Claiming {
           ctx.claims.release(id);
           ctx.claims.restore(id, { lapsed: reserved.saved.lapsed });
           if (ctx.index.get(id)) ctx.index.setClaimed(id, false);
-          this.#persistSoon();
+          this.expiry.persistSoon();
         }
         return Promise.resolve();
       });
@@ -336,7 +309,7 @@ export class Claiming {
       if (error instanceof MailNotFoundError) return null; // quarantined: take the next one
       ctx.claims.release(id);
       if (ctx.index.get(id)) ctx.index.setClaimed(id, false);
-      this.#persistSoon();
+      this.expiry.persistSoon();
       throw error;
     }
     this.#claimed(reserved.claim);
@@ -401,102 +374,6 @@ export class Claiming {
       this.#waiters.splice(i, 1);
       waiter.resolve(this.#reserve(entry, waiter.options.agentId, waiter.options.timeoutS));
     }
-  }
-
-  async #expireIfDue(id: string): Promise<void> {
-    const claim = this.#ctx.claims.get(id);
-    if (claim && Date.parse(claim.expires_at) <= this.#ctx.now()) await this.#expire(id);
-  }
-
-  #expireLocked(id: string): void {
-    this.#ctx.locks.run(id, () => this.#expire(id)).catch((error) => {
-      this.#ctx.log.error(`mail: counting the expired claim of ${id} failed: ${error}`);
-    });
-  }
-
-  /** Counts a claim that ran out as a failed attempt (under the mail's lock). */
-  async #expire(id: string): Promise<void> {
-    const ctx = this.#ctx;
-    const { claims, index, store, events, log, faults, settings } = ctx;
-    const claim = claims.get(id);
-    if (!claim || Date.parse(claim.expires_at) > ctx.now() || this.#stopping) return;
-    const entry = index.get(id);
-    if (!entry || entry.record.location !== "inbound") {
-      claims.release(id);
-      this.#persistSoon();
-      return;
-    }
-    let doc;
-    try {
-      doc = await readMail(ctx, entry);
-    } catch (error) {
-      if (error instanceof MailNotFoundError) return;
-      this.#expiries.schedule(id, ctx.now() + EXPIRY_RETRY_MS);
-      return;
-    }
-    const at = isoNow(ctx);
-    const delivery = doc.frontMatter.delivery;
-    delivery.attempts += 1;
-    delivery.failures.push({
-      at,
-      agent_id: claim.agent_id,
-      reason: "claim expired",
-      retryable: true,
-    });
-    delete delivery.retry_at;
-    const dead = delivery.attempts >= settings.maxAttempts;
-    if (dead) {
-      delivery.dead_at = at;
-      delivery.dead_reason = `claim expired (${delivery.attempts} attempts)`;
-    }
-    let record;
-    try {
-      record = dead
-        ? await store.move(entry.record, doc, "deadletter")
-        : await store.update(entry.record, doc);
-      faults.clear("claim expiry");
-    } catch (error) {
-      faults.report("claim expiry", error);
-      log.error(`mail: could not record the expired claim of ${id}: ${error}; retrying`);
-      this.#expiries.schedule(id, ctx.now() + EXPIRY_RETRY_MS);
-      return;
-    }
-    claims.lapse(id);
-    index.put(record, { claimed: false });
-    this.#persistSoon();
-    ctx.counters.failed++;
-    const attempts = delivery.attempts;
-    if (dead) {
-      events.emit("mail.dead", { id, attempts, reason: delivery.dead_reason });
-      log.warn(`mail: dead-lettered ${id}: ${delivery.dead_reason}`);
-    } else {
-      events.emit("mail.released", {
-        id,
-        agent_id: claim.agent_id,
-        reason: "claim expired",
-        attempts,
-      });
-      log.warn(
-        `mail: the claim of ${id} by "${claim.agent_id}" expired (attempt ${attempts} of ` +
-          `${settings.maxAttempts}); claimable again`,
-      );
-    }
-  }
-
-  #persistSoon(): void {
-    if (this.#persistRetry !== undefined) return;
-    this.#ctx.claims.persist().then(
-      () => this.#ctx.faults.clear("claims"),
-      (error) => {
-        this.#ctx.faults.report("claims", error);
-        this.#ctx.log.error(`mail: saving claims failed: ${error}; retrying in 5 s`);
-        if (this.#stopping) return;
-        this.#persistRetry = setTimeout(() => {
-          this.#persistRetry = undefined;
-          this.#persistSoon();
-        }, EXPIRY_RETRY_MS);
-      },
-    );
   }
 
   #storageFailure(what: string, error: unknown): Error {

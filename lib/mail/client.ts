@@ -5,7 +5,8 @@ import type { ClaimedMail } from "./claiming.ts";
 import type { ClaimEntry } from "./claims.ts";
 import type { MailEvent } from "./events.ts";
 import type { PruneResult } from "./retention.ts";
-import type { MailListFilter, MailListPage, MailSummary, ReceiveResult } from "./service.ts";
+import type { ReceiveResult } from "./intake.ts";
+import type { MailListFilter, MailListPage, MailSummary } from "./listing.ts";
 
 /** No daemon answers for this home. */
 export class DaemonNotRunningError extends CourierError {

@@ -1,4 +1,3 @@
-import type { ClaimEntry } from "./claims.ts";
 import type { MailLocation, MailStatus } from "./mailbox.ts";
 import type { MailSender, MailSession } from "./mail_file.ts";
 import { SortedList } from "./sorted_list.ts";
@@ -449,73 +448,4 @@ export class MailIndex {
     this.#senders.set(key, sender);
     return sender;
   }
-}
-
-/** One mail in a listing. */
-export interface MailSummary {
-  /** `<provider>_<uid>`. */
-  id: string;
-  /** Its provider. */
-  provider: string;
-  /** `inbound` or `outbound`. */
-  direction: "inbound" | "outbound";
-  /** Where it stands. */
-  status: MailStatus;
-  /** When its first message was sent. */
-  timestamp: string;
-  /** When courier received it. */
-  received_at: string;
-  /** The conversation. */
-  session: MailSession;
-  /** The first sender (inbound). */
-  from?: { id: string; name: string };
-  /** The recipient (outbound). */
-  to?: string;
-  /** The start of its text. */
-  preview: string;
-  /** Messages folded in. */
-  message_count: number;
-  /** Failed attempts so far. */
-  attempts: number;
-  /** Waiting for a retry until then. */
-  retry_at?: string;
-  /** The current claim. */
-  claim?: ClaimEntry;
-  /** Why it was dead-lettered. */
-  dead_reason?: string;
-  /** When it was completed, delivered or dead-lettered. */
-  finished_at?: string;
-  /** Its file. */
-  path: string;
-}
-
-/** A listing entry for `entry` (`claim`: its current claim; `path`: its file). */
-export function summaryOf(
-  entry: IndexEntry,
-  claim: ClaimEntry | undefined,
-  path: string,
-): MailSummary {
-  const record = entry.record;
-  const summary: MailSummary = {
-    id: record.id,
-    provider: record.provider,
-    direction: record.direction,
-    status: entry.status,
-    timestamp: isoOf(record.timestamp_ms),
-    received_at: isoOf(record.received_ms),
-    session: record.session,
-    preview: record.preview.length > 80 ? record.preview.slice(0, 79) + "…" : record.preview,
-    message_count: record.message_count,
-    attempts: record.attempts,
-    path,
-  };
-  if (record.from) summary.from = record.from;
-  if (record.to) summary.to = record.to;
-  if (entry.status === "retrying" && record.retry_ms !== undefined) {
-    summary.retry_at = isoOf(record.retry_ms);
-  }
-  if (entry.status === "claimed" && claim) summary.claim = claim;
-  if (record.dead_reason) summary.dead_reason = record.dead_reason;
-  if (record.finished_ms !== undefined) summary.finished_at = isoOf(record.finished_ms);
-  return summary;
 }

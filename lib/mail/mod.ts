@@ -18,6 +18,8 @@
  *
  * @module
  */
+export * from "./append_log.ts";
+export * from "./claim_expiry.ts";
 export * from "./claiming.ts";
 export * from "./claims.ts";
 export * from "./client.ts";
@@ -32,9 +34,11 @@ export * from "./front_matter.ts";
 export * from "./http_api.ts";
 export * from "./http_events.ts";
 export * from "./index_cache.ts";
+export * from "./index_keeper.ts";
 export * from "./indexer.ts";
 export * from "./intake.ts";
 export * from "./journal.ts";
+export * from "./listing.ts";
 export * from "./mail_index.ts";
 export * from "./mailbox.ts";
 export * from "./mail_file.ts";

@@ -1,7 +1,8 @@
 import type { OutboundTarget } from "./config.ts";
-import { isoNow, type MailContext, readMail } from "./context.ts";
-import { MailNotFoundError } from "./errors.ts";
-import type { MailDocument } from "./mail_file.ts";
+import { isoNow, type MailContext, readMail, storageWrite } from "./context.ts";
+import { MailNotFoundError, MailValidationError } from "./errors.ts";
+import { buildOutboundMail, type MailDocument } from "./mail_file.ts";
+import type { OutboundInput } from "./validate.ts";
 import { backoffDelay } from "./retry.ts";
 import { TimerQueue } from "./timers.ts";
 
@@ -80,6 +81,45 @@ export class OutboundDispatcher {
   /** Mails being delivered or due now. */
   get busy(): number {
     return this.#ready.size + this.#inflight.size;
+  }
+
+  /**
+   * Queues a new outbound mail for `provider` (written to `outbound/`
+   * before this resolves) and delivers it soon.
+   *
+   * @throws {MailValidationError} nothing delivers this provider's mail (400).
+   * @throws {MailStorageError} the disk refused (503, nothing stored).
+   */
+  async queue(provider: string, input: OutboundInput): Promise<Record<string, unknown>> {
+    const ctx = this.#ctx;
+    if (!this.#route(provider)) {
+      throw new MailValidationError(
+        "provider",
+        `no outbound URL configured for provider "${provider}": add ` +
+          `{"outbound": {"${provider}": {"url": "https://..."}}} to config.json and restart`,
+      );
+    }
+    const doc = buildOutboundMail(provider, input, {
+      replyTo: input.reply_to,
+      extra: input.extra,
+      now: new Date(ctx.now()),
+    });
+    const id = doc.frontMatter.id;
+    const record = await storageWrite(
+      ctx,
+      `queue outbound mail ${id}`,
+      () => ctx.store.create(doc, "outbound"),
+    );
+    ctx.index.put(record);
+    this.schedule(id);
+    ctx.events.emit("outbound.queued", {
+      id,
+      provider,
+      to: input.to,
+      ...(input.reply_to ? { reply_to: input.reply_to } : {}),
+    });
+    ctx.log.info(`mail: queued outbound ${id} via ${provider}`);
+    return { queued: true, id, status: "queued", path: ctx.store.pathOf(record) };
   }
 
   /** Queues mail `id` for an attempt at `atMs` (default now). */

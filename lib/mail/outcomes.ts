@@ -232,7 +232,7 @@ export class Outcomes {
   ): Promise<Record<string, unknown>> {
     const ctx = this.#ctx;
     return ctx.locks.run(id, async () => {
-      await this.#claiming.expireIfDue(id);
+      await this.#claiming.expiry.expireIfDue(id);
       const entry = requireEntry(ctx, id);
       assertOpenInbound(entry, verb === "complete" ? "completed" : "failed");
       this.#claiming.assertHolder(entry, agentId, verb);
@@ -247,7 +247,7 @@ export class Outcomes {
       }
       ctx.claims.release(id);
       ctx.index.put(outcome.record, { claimed: false });
-      this.#claiming.persistSoon();
+      this.#claiming.expiry.persistSoon();
       ctx.counters.failed += verb === "fail" ? 1 : 0;
       outcome.after();
       return outcome.result;

@@ -11,37 +11,25 @@ import {
   type MailCounters,
   readMail,
   requireEntry,
-  storageWrite,
 } from "./context.ts";
 import { DedupTable } from "./dedup.ts";
-import { MailIndexingError, MailUnavailableError, MailValidationError } from "./errors.ts";
+import { MailUnavailableError } from "./errors.ts";
 import { MailEvents } from "./events.ts";
-import { Indexer, type IndexProgress, type IndexStats } from "./indexer.ts";
-import { INDEX_ORDER, type IndexCacheContent, writeIndexCache } from "./index_cache.ts";
+import type { IndexProgress } from "./indexer.ts";
+import { IndexKeeper } from "./index_keeper.ts";
 import { Intake, type ReceiveResult } from "./intake.ts";
 import type { JournalOptions } from "./journal.ts";
-import {
-  type IndexQuery,
-  MailIndex,
-  type MailKey,
-  type MailSummary,
-  summaryOf,
-} from "./mail_index.ts";
-import {
-  ensureMailbox,
-  type MailboxLayout,
-  mailboxLayout,
-  type MailLocation,
-  type MailStatus,
-} from "./mailbox.ts";
-import { buildOutboundMail, mailJson } from "./mail_file.ts";
+import { listMails, type MailListFilter, type MailListPage, statusesOf } from "./listing.ts";
+import { MailIndex } from "./mail_index.ts";
+import { ensureMailbox, type MailboxLayout, mailboxLayout, type MailLocation } from "./mailbox.ts";
+import { mailJson } from "./mail_file.ts";
 import { OutboundDispatcher, type OutboundRoute, webhookSender } from "./outbound.ts";
 import { type AgentFailure, Outcomes } from "./outcomes.ts";
 import { type PruneOptions, type PruneResult, Retention } from "./retention.ts";
-import { MailStore, recordFileName } from "./store.ts";
+import { MailStore } from "./store.ts";
 import type { InboundInput, OutboundInput } from "./validate.ts";
 
-export type { MailSummary } from "./mail_index.ts";
+export type { MailListFilter, MailListPage, MailSummary } from "./listing.ts";
 export type { ReceiveResult } from "./intake.ts";
 
 /** Counters and gauges the service adds to `/health`. */
@@ -58,34 +46,6 @@ export interface MailMetrics extends MailCounters {
   waiting_agents: number;
   /** Clients following the event stream now. */
   event_clients: number;
-}
-
-/** Filters, order and paging of {@link MailService.list}. */
-export interface MailListFilter {
-  /** Only mails in this status, or in any of these. */
-  status?: MailStatus | MailStatus[];
-  /** Only this provider's mails. */
-  provider?: string;
-  /** Only inbound or only outbound mails. */
-  direction?: "inbound" | "outbound";
-  /** Only this conversation's mails. */
-  session_id?: string;
-  /** `oldest` first (default) or `newest` first. */
-  order?: "oldest" | "newest";
-  /** At most this many (default 1000). */
-  limit?: number;
-  /** Continue after the page that returned this `next_cursor`. */
-  cursor?: string;
-}
-
-/** One page of {@link MailService.list}. */
-export interface MailListPage {
-  /** The mails. */
-  messages: MailSummary[];
-  /** How many are on this page. */
-  count: number;
-  /** Pass it as `cursor` for the next page; absent on the last page. */
-  next_cursor?: string;
 }
 
 /** Options of {@link MailService}. */
@@ -115,30 +75,6 @@ export interface MailStartStats {
   cached: number;
   /** Journal records of the last run carried over. */
   recovered: number;
-}
-
-const DEFAULT_LIST_LIMIT = 1000;
-
-type CacheEntry = IndexCacheContent["mails"] extends Iterable<infer T> ? T : never;
-
-function encodeCursor(order: string, key: MailKey): string {
-  return btoa(`${order}:${key.ms}:${key.id}`).replace(/=+$/, "").replace(/\+/g, "-")
-    .replace(/\//g, "_");
-}
-
-function decodeCursor(cursor: string, order: string): MailKey {
-  let text = "";
-  try {
-    text = atob(cursor.replace(/-/g, "+").replace(/_/g, "/"));
-  } catch {
-    // not base64
-  }
-  const match = /^(oldest|newest):(-?\d+):([A-Za-z0-9_-]+)$/.exec(text);
-  if (!match) throw new MailValidationError("cursor", `"cursor" is not a cursor this API gave`);
-  if (match[1] !== order) {
-    throw new MailValidationError("cursor", `"cursor" belongs to order=${match[1]}, not ${order}`);
-  }
-  return { ms: Number(match[2]), id: match[3] };
 }
 
 /**
@@ -173,11 +109,9 @@ export class MailService {
   #outcomes: Outcomes | null = null;
   #outbound: OutboundDispatcher | null = null;
   #retention: Retention | null = null;
-  #indexer: Indexer | null = null;
+  #keeper: IndexKeeper | null = null;
   #indexing: Promise<void> = Promise.resolve();
-  #indexStats: IndexStats | null = null;
   readonly #stopIndexing = new AbortController();
-  readonly #locationWaiters = new Map<MailLocation, (() => void)[]>();
   #startStats: MailStartStats = { mails: 0, parsed: 0, cached: 0, recovered: 0 };
   #draining = false;
   #stopped = false;
@@ -275,7 +209,7 @@ export class MailService {
     });
     this.#outcomes = new Outcomes(ctx, this.#claiming, (id) => this.#outbound!.schedule(id));
     this.#retention = new Retention(ctx);
-    this.#indexer = new Indexer(ctx, {
+    this.#keeper = new IndexKeeper(ctx, {
       onLocation: (location) => this.#locationIndexed(location),
       signal: this.#stopIndexing.signal,
     });
@@ -293,7 +227,7 @@ export class MailService {
 
   /** How far indexing got, or `null` when it is done. */
   indexingProgress(): IndexProgress | null {
-    return this.#indexStats || !this.#indexer ? null : this.#indexer.progress;
+    return this.#keeper?.progress() ?? null;
   }
 
   /** `/health` additions: the mailbox path, the metrics, indexing progress and disk faults. */
@@ -353,7 +287,7 @@ export class MailService {
     await this.#outbound?.stop();
     await Promise.race([ctx.locks.idle(), new Promise((r) => setTimeout(r, 1000))]);
     await this.#indexing;
-    if (emptyJournal && this.#indexStats) await this.#saveIndexCache();
+    if (emptyJournal && this.#keeper?.stats) await this.#keeper.saveCache();
     await ctx.claims.close().catch((error) => {
       ctx.log.error(`mail: saving claims failed: ${error}`);
     });
@@ -390,33 +324,9 @@ export class MailService {
    */
   async list(filter: MailListFilter = {}): Promise<MailListPage> {
     const ctx = this.#need();
-    const statuses = filter.status === undefined
-      ? []
-      : Array.isArray(filter.status)
-      ? filter.status
-      : [filter.status];
-    await this.#waitIndexed(ctx.index.missing(statuses));
-    await this.#need(this.#claiming).settleExpired();
-    const order = filter.order ?? "oldest";
-    const query: IndexQuery = {
-      statuses,
-      order,
-      limit: filter.limit ?? DEFAULT_LIST_LIMIT,
-      ...(filter.provider === undefined ? {} : { provider: filter.provider }),
-      ...(filter.direction === undefined ? {} : { direction: filter.direction }),
-      ...(filter.session_id === undefined ? {} : { session_id: filter.session_id }),
-      ...(filter.cursor === undefined ? {} : { after: decodeCursor(filter.cursor, order) }),
-    };
-    const { entries, more } = ctx.index.query(query);
-    const messages = entries.map((entry) =>
-      summaryOf(entry, ctx.claims.get(entry.id), ctx.store.pathOf(entry.record))
-    );
-    const last = entries.at(-1);
-    return {
-      messages,
-      count: messages.length,
-      ...(more && last ? { next_cursor: encodeCursor(order, last) } : {}),
-    };
+    await this.#keeper!.waitFor(ctx.index.missing(statusesOf(filter)));
+    await this.#need(this.#claiming).expiry.settle();
+    return listMails(ctx, filter);
   }
 
   /**
@@ -425,9 +335,9 @@ export class MailService {
    * @throws {MailNotFoundError} for an unknown id, or an unreadable mail (quarantined).
    */
   show(id: string): Promise<MailView> {
-    return this.#indexedRetry(async () => {
+    return this.#keeper!.retry(async () => {
       const ctx = this.#need();
-      await this.#need(this.#claiming).settleExpired();
+      await this.#need(this.#claiming).expiry.settle();
       const doc = await readMail(ctx, requireEntry(ctx, id));
       return mailView(ctx, ctx.index.get(id) ?? requireEntry(ctx, id), mailJson(doc));
     });
@@ -443,7 +353,7 @@ export class MailService {
    */
   claim(id: string, agentId: string, options: { timeoutS?: number } = {}): Promise<ClaimEntry> {
     const timeout = options.timeoutS ?? this.settings.claimTimeoutS;
-    return this.#indexedRetry(() => this.#need(this.#claiming).claim(id, agentId, timeout));
+    return this.#keeper!.retry(() => this.#need(this.#claiming).claim(id, agentId, timeout));
   }
 
   /**
@@ -477,7 +387,7 @@ export class MailService {
    * @throws {MailStorageError} the release could not be recorded (503, nothing changed).
    */
   release(id: string, agentId: string): Promise<Record<string, unknown>> {
-    return this.#indexedRetry(() => this.#need(this.#claiming).release(id, agentId));
+    return this.#keeper!.retry(() => this.#need(this.#claiming).release(id, agentId));
   }
 
   /**
@@ -488,7 +398,7 @@ export class MailService {
    * @throws {MailStorageError} the disk refused (503, nothing changed).
    */
   complete(id: string, agentId: string): Promise<Record<string, unknown>> {
-    return this.#indexedRetry(() => this.#need(this.#outcomes).complete(id, agentId));
+    return this.#keeper!.retry(() => this.#need(this.#outcomes).complete(id, agentId));
   }
 
   /**
@@ -500,7 +410,7 @@ export class MailService {
    * @throws {MailStorageError} the disk refused (503, nothing changed).
    */
   fail(id: string, agentId: string, failure: AgentFailure): Promise<Record<string, unknown>> {
-    return this.#indexedRetry(() => this.#need(this.#outcomes).fail(id, agentId, failure));
+    return this.#keeper!.retry(() => this.#need(this.#outcomes).fail(id, agentId, failure));
   }
 
   /**
@@ -511,7 +421,7 @@ export class MailService {
    * @throws {MailStorageError} the disk refused (503, nothing changed).
    */
   requeue(id: string): Promise<Record<string, unknown>> {
-    return this.#indexedRetry(() => this.#need(this.#outcomes).requeue(id));
+    return this.#keeper!.retry(() => this.#need(this.#outcomes).requeue(id));
   }
 
   /**
@@ -521,7 +431,7 @@ export class MailService {
    */
   async prune(options: PruneOptions): Promise<PruneResult> {
     const ctx = this.#need();
-    await this.#waitIndexed(ctx.index.missing(options.statuses ?? ["done", "dead"]));
+    await this.#keeper!.waitFor(ctx.index.missing(options.statuses ?? ["done", "dead"]));
     return await this.#need(this.#retention).prune(options);
   }
 
@@ -535,46 +445,14 @@ export class MailService {
    */
   async send(provider: string, input: OutboundInput): Promise<Record<string, unknown>> {
     if (this.#draining) throw new MailUnavailableError();
-    const ctx = this.#need();
-    if (!this.#options.senders?.(provider) && !ctx.settings.outbound[provider]) {
-      throw new MailValidationError(
-        "provider",
-        `no outbound URL configured for provider "${provider}": add ` +
-          `{"outbound": {"${provider}": {"url": "https://..."}}} to config.json and restart`,
-      );
-    }
-    const doc = buildOutboundMail(provider, input, {
-      replyTo: input.reply_to,
-      extra: input.extra,
-      now: new Date(ctx.now()),
-    });
-    const id = doc.frontMatter.id;
-    const record = await storageWrite(
-      ctx,
-      `queue outbound mail ${id}`,
-      () => ctx.store.create(doc, "outbound"),
-    );
-    ctx.index.put(record);
-    this.#outbound!.schedule(id);
-    ctx.events.emit("outbound.queued", {
-      id,
-      provider,
-      to: input.to,
-      ...(input.reply_to ? { reply_to: input.reply_to } : {}),
-    });
-    ctx.log.info(`mail: queued outbound ${id} via ${provider}`);
-    return { queued: true, id, status: "queued", path: ctx.store.pathOf(record) };
+    return await this.#need(this.#outbound).queue(provider, input);
   }
 
   async #index(): Promise<void> {
     const ctx = this.#need();
-    const stats = await this.#indexer!.run().catch((error) => {
-      ctx.log.error(`mail: indexing the mailbox failed: ${error}`);
-      return null;
-    });
+    const stats = await this.#keeper!.run();
     if (!stats || this.#stopIndexing.signal.aborted) return;
-    this.#indexStats = stats;
-    this.#intake!.indexed(this.#indexer!.takeCovered());
+    this.#intake!.indexed(this.#keeper!.takeCovered());
     this.#startStats = {
       mails: stats.mails,
       parsed: stats.parsed,
@@ -591,7 +469,7 @@ export class MailService {
     );
     if (stats.parsed > 0 || !stats.cacheUsed || stats.quarantined || stats.duplicatesRemoved) {
       await this.#intake!.flush();
-      if (!this.#intake!.busy && !this.#stopped) await this.#saveIndexCache();
+      if (!this.#intake!.busy && !this.#stopped) await this.#keeper!.saveCache();
     }
   }
 
@@ -601,69 +479,6 @@ export class MailService {
       for (const entry of this.#ctx!.index.each("queued")) {
         this.#outbound!.schedule(entry.id, entry.record.retry_ms ?? 0);
       }
-    }
-    for (const wake of this.#locationWaiters.get(location) ?? []) wake();
-    this.#locationWaiters.delete(location);
-  }
-
-  /** Waits (up to the `indexWaitMs` setting) for `locations` to be indexed. */
-  async #waitIndexed(locations: MailLocation[]): Promise<void> {
-    const ctx = this.#need();
-    if (locations.length === 0) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const waits = locations.map((location) =>
-      new Promise<void>((resolve) => {
-        const list = this.#locationWaiters.get(location) ?? [];
-        list.push(resolve);
-        this.#locationWaiters.set(location, list);
-      })
-    );
-    await Promise.race([
-      Promise.all(waits),
-      new Promise((resolve) => (timer = setTimeout(resolve, ctx.settings.indexWaitMs))),
-    ]);
-    clearTimeout(timer);
-    const missing = locations.filter((location) => !ctx.index.isIndexed(location));
-    if (missing.length > 0) {
-      throw new MailIndexingError({ indexed: ctx.index.size, pending: missing });
-    }
-  }
-
-  /** Runs `fn`; when it needed a mail not indexed yet, waits for the index and runs it again. */
-  async #indexedRetry<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (error) {
-      if (!(error instanceof MailIndexingError)) throw error;
-      await this.#waitIndexed(this.#need().index.missing([]));
-      return await fn();
-    }
-  }
-
-  /** Writes the index cache; call only while the journal is empty. Never throws. */
-  async #saveIndexCache(): Promise<void> {
-    const ctx = this.#need();
-    // Taken synchronously, so it is the index as of now; grouped by folder in indexing order.
-    const groups = new Map(INDEX_ORDER.map((location) => [location, [] as CacheEntry[]]));
-    for (const entry of ctx.index.entries()) {
-      const record = entry.record;
-      const stamp = ctx.store.stampOf(record.id) ?? null;
-      if ((record.location === "inbound" || record.location === "outbound") && !stamp) continue;
-      groups.get(record.location)!.push({
-        record,
-        name: record.file ?? recordFileName(record),
-        stamp,
-      });
-    }
-    const mails = [...groups.values()].flat();
-    try {
-      await writeIndexCache(ctx.layout.indexFile, { mails, dedup: ctx.dedup.mailEntries() });
-      ctx.faults.clear("index cache");
-    } catch (error) {
-      ctx.log.warn(
-        `mail: could not save the index cache (the next start parses every mail): ${error}`,
-      );
-      await Deno.remove(ctx.layout.indexFile).catch(() => {});
     }
   }
 
