@@ -9,10 +9,12 @@
  *   (each claimed mail is completed, untimed);
  * - `/health` latency alone and while 4 clients (in a worker) list in a
  *   loop, `?status=new&limit=10` (what agents poll) and `?limit=100`;
- * - the daemon's RSS (now and peak).
+ * - how soon a waiting `claim-next` answers after a release;
+ * - the daemon's RSS after the load and once idle for `--rest-seconds`
+ *   (V8 returns memory when idle), and its peak.
  *
  *   deno task bench:mailbox [--mails 100000] [--samples 200] [--seconds 5]
- *                           [--main path/to/main.ts] [--port N] [--keep]
+ *                           [--rest-seconds 40] [--main path/to/main.ts] [--port N] [--keep]
  *
  * `--main` runs another checkout's courier (to measure a baseline); what it
  * does not support is reported as `null`.
@@ -212,6 +214,60 @@ async function healthLatency(url: string, seconds: number, list: string | null) 
   return { health: stats(times), lists_per_second: Math.round(lists / seconds) };
 }
 
+/**
+ * How soon a waiting claim-next answers once a mail becomes claimable: an
+ * agent holds a mail, another waits, the first releases it; the time from
+ * sending the release to the waiter's answer.
+ */
+async function wakeLatency(url: string, samples: number): Promise<Stats | null> {
+  const post = (path: string, body: unknown) =>
+    fetch(`${url}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  // A mail alone in its conversation, so a waiter filtered on it can get only that one.
+  const sent = await post("/api/v1/inbound/bench", {
+    session_id: "wake-bench",
+    sender: { id: "bench" },
+    text: "wake me",
+  });
+  await sent.body?.cancel();
+  const claimOne = { agent_id: "holder-0", session_id: "wake-bench", wait_s: 30 };
+  const first = await post("/api/v1/messages/claim-next", claimOne);
+  if (first.status !== 200) {
+    await first.body?.cancel();
+    return null;
+  }
+  const id = (await first.json()).id as string;
+  const times: number[] = [];
+  for (let i = 1; i <= samples; i++) {
+    const waiting = post("/api/v1/messages/claim-next", {
+      agent_id: `holder-${i}`,
+      session_id: "wake-bench",
+      wait_s: 30,
+    }).then(async (response) => {
+      const arrived = performance.now();
+      const body = response.status === 200 ? await response.json() : null;
+      return { arrived, id: body?.id as string | undefined };
+    });
+    await new Promise((resolve) => setTimeout(resolve, 20)); // let it start waiting
+    const t0 = performance.now();
+    const released = await post(`/api/v1/messages/${id}/release`, { agent_id: `holder-${i - 1}` });
+    await released.body?.cancel();
+    const woke = await waiting;
+    if (woke.id !== id) break;
+    times.push(woke.arrived - t0);
+  }
+  return times.length ? stats(times) : null;
+}
+
+/** The daemon's RSS once it has been idle for `seconds` (V8 gives memory back when idle). */
+async function restingMemory(pid: number, seconds: number) {
+  await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  return rss(pid);
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     args: Deno.args,
@@ -222,6 +278,7 @@ async function main(): Promise<number> {
       main: { type: "string" },
       port: { type: "string" },
       keep: { type: "boolean", default: false },
+      "rest-seconds": { type: "string", default: "40" },
     },
   });
   const mails = Number(values.mails), samples = Number(values.samples);
@@ -248,10 +305,12 @@ async function main(): Promise<number> {
     pid = warm.pid;
     const list = await listLatency(url, samples);
     const claimNext = await claimNextLatency(url, samples);
+    const wake = await wakeLatency(url, Math.min(50, samples));
     const idle = await healthLatency(url, Math.min(2, seconds), null);
     const loaded = await healthLatency(url, seconds, "/api/v1/messages?status=new&limit=10");
     const heavy = await healthLatency(url, seconds, "/api/v1/messages?limit=100");
     const memory = rss(warm.pid);
+    const resting = await restingMemory(warm.pid, Number(values["rest-seconds"]));
     t0 = performance.now();
     await courier(main, ["stop", "--home", home]);
     const stopWarmMs = Math.round(performance.now() - t0);
@@ -264,19 +323,22 @@ async function main(): Promise<number> {
       with_index_cache: { ...warm.result, stop_ms: stopWarmMs },
       list_new_limit_10_ms: list,
       claim_next_ms: claimNext,
+      claim_next_wake_after_release_ms: wake,
       health_ms_idle: idle.health,
       health_ms_while_4_clients_list_new_10: loaded.health,
       lists_per_second_meanwhile: loaded.lists_per_second,
       health_ms_while_4_clients_list_100: heavy.health,
       lists_of_100_per_second_meanwhile: heavy.lists_per_second,
-      memory_at_end: memory,
+      memory_after_load: memory,
+      memory_at_rest: resting,
       targets: {
         healthy_with_cache_under_2000_ms: warm.result.start_to_healthy_ms < 2000,
         ready_without_cache_within_default_timeout: cold.result.within_default_start_timeout,
         list_median_under_5_ms: list.p50 < 5,
         claim_next_median_under_5_ms: claimNext !== null && claimNext.p50 < 5,
         health_median_under_2_ms_while_listing: loaded.health.p50 < 2,
-        rss_under_200_mb: memory !== null && memory.rss_mb < 200,
+        wake_median_under_50_ms: wake !== null && wake.p50 < 50,
+        rss_at_rest_under_200_mb: resting !== null && resting.rss_mb < 200,
       },
     };
     console.log(JSON.stringify(report, null, 2));

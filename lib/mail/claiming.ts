@@ -380,7 +380,7 @@ export class Claiming {
     if (!isStorageFault(error)) return error as Error;
     this.#ctx.faults.report("claims", error);
     this.#ctx.log.error(`mail: could not ${what}: ${(error as Error).message}`);
-    return new MailStorageError(what, error);
+    return new MailStorageError(what, error, this.#ctx.layout.root);
   }
 }
 

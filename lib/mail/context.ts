@@ -169,7 +169,9 @@ export async function readMail(ctx: MailContext, entry: IndexEntry): Promise<Mai
         message: `mail ${entry.id} is gone: its file ${path} was removed outside courier`,
       });
     }
-    if (isStorageFault(error)) throw new MailStorageError(`read mail ${entry.id}`, error);
+    if (isStorageFault(error)) {
+      throw new MailStorageError(`read mail ${entry.id}`, error, ctx.layout.root);
+    }
     const moved = await quarantine(ctx, entry, path, error);
     throw new MailNotFoundError(entry.id, {
       message: `mail ${entry.id} was unreadable (${(error as Error).message}); ` +
@@ -226,6 +228,6 @@ export async function storageWrite<T>(
     if (!isStorageFault(error)) throw error;
     ctx.faults.report("mail state", error);
     ctx.log.error(`mail: could not ${what}: ${(error as Error).message}`);
-    throw new MailStorageError(what, error);
+    throw new MailStorageError(what, error, ctx.layout.root);
   }
 }

@@ -154,9 +154,11 @@ export class MailStorageError extends MailError {
    *
    * @param what What could not be done, e.g. `record the claim of lark_x`.
    * @param cause The file system error.
+   * @param where The mailbox it happened in (named when the error does not name a path).
    */
-  constructor(what: string, cause: unknown) {
-    const reason = cause instanceof Error ? cause.message : String(cause);
+  constructor(what: string, cause: unknown, where?: string) {
+    let reason = cause instanceof Error ? cause.message : String(cause);
+    if (where && !reason.includes("/")) reason += ` in ${where}`;
     super(
       `could not ${what}: ${reason}; nothing was changed. Free disk space or make the ` +
         `mailbox writable, then retry`,

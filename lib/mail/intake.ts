@@ -243,7 +243,7 @@ export class Intake {
       if (!isStorageFault(error)) throw error;
       faults.report("journal", error);
       log.error(`mail: journal append failed: ${(error as Error).message}`);
-      throw new MailStorageError("store the message durably", error);
+      throw new MailStorageError("store the message durably", error, this.#ctx.layout.root);
     }
     this.#debouncer!.add(bucketKey(provider, input.session), record);
     counters.received++;
