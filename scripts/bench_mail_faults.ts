@@ -20,7 +20,7 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { mailboxLayout, parseMail } from "../lib/mail/mod.ts";
 import { allocatePort } from "../lib/ports/mod.ts";
-import { selfCommand, sourceRunMode } from "../lib/proc/mod.ts";
+import { mainUrl, runCourier, startCourier } from "./run_courier.ts";
 
 const LEASE_DIR = `${Deno.env.get("TMPDIR") ?? "/tmp"}/courier-bench-port-leases`;
 
@@ -30,17 +30,10 @@ async function run(command: string, args: string[]): Promise<boolean> {
   return output?.success ?? false;
 }
 
-async function courier(main: string, args: string[]): Promise<{ code: number; ms: number }> {
-  const command = selfCommand(args, { mode: sourceRunMode(main) });
-  const t0 = performance.now();
-  const output = await new Deno.Command(command.command, {
-    args: command.args,
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-    env: { NO_COLOR: "1" },
-  }).output();
-  return { code: output.code, ms: Math.round(performance.now() - t0) };
+/** Starts a daemon on `home` with a debounce of `debounceMs` (window and max wait). */
+async function start(main: string, home: string, port: number, debounceMs: number) {
+  const ms = String(debounceMs);
+  await startCourier(main, home, port, ["--debounce-window", ms, "--debounce-max-wait", ms]);
 }
 
 async function fill(dir: string): Promise<void> {
@@ -114,18 +107,7 @@ async function onSmallDisk<T>(fn: (home: string) => Promise<T>): Promise<T> {
 async function diskFullSpell(main: string, port: number, fullSeconds: number) {
   return await onSmallDisk(async (home) => {
     const url = `http://127.0.0.1:${port}`;
-    const started = await courier(main, [
-      "start",
-      "--home",
-      home,
-      "--port",
-      String(port),
-      "--debounce-window",
-      "1000",
-      "--debounce-max-wait",
-      "1000",
-    ]);
-    if (started.code !== 0) throw new Error("courier start failed");
+    await start(main, home, port, 1000);
     try {
       const acked = await post(url, 50, "spell");
       await fill(home);
@@ -160,28 +142,17 @@ async function diskFullSpell(main: string, port: number, fullSeconds: number) {
         in_mail_after_60_s: acked.filter((id) => stored.has(id)).length,
       };
     } finally {
-      await courier(main, ["stop", "--home", home]);
+      await runCourier(main, ["stop", "--home", home]);
     }
   });
 }
 
 async function stopOnFullDisk(main: string, port: number) {
   return await onSmallDisk(async (home) => {
-    const started = await courier(main, [
-      "start",
-      "--home",
-      home,
-      "--port",
-      String(port),
-      "--debounce-window",
-      "60000",
-      "--debounce-max-wait",
-      "60000",
-    ]);
-    if (started.code !== 0) throw new Error("courier start failed");
+    await start(main, home, port, 60000);
     const acked = await post(`http://127.0.0.1:${port}`, 50, "stop");
     await fill(home);
-    const stopped = await courier(main, ["stop", "--home", home]);
+    const stopped = await runCourier(main, ["stop", "--home", home]);
     const journal = await Deno.readTextFile(mailboxLayout(home).journalFile).catch(() => "");
     const inJournal = acked.filter((id) => journal.includes(`"message_id":"${id}"`)).length;
     const inMail = (await messagesInMail(home)).size;
@@ -200,9 +171,7 @@ async function main(): Promise<number> {
     args: Deno.args,
     options: { "full-seconds": { type: "string", default: "10" }, main: { type: "string" } },
   });
-  const main = values.main
-    ? new URL(values.main, `file://${Deno.cwd()}/`).href
-    : new URL("../main.ts", import.meta.url).href;
+  const main = mainUrl(values.main);
   const port = await allocatePort({ dir: LEASE_DIR, label: "benchmark" });
   const report = {
     courier: main,

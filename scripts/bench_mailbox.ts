@@ -23,8 +23,8 @@
  */
 import { parseArgs } from "node:util";
 import { allocatePort } from "../lib/ports/mod.ts";
-import { selfCommand, sourceRunMode } from "../lib/proc/mod.ts";
 import { writeMailboxFixture } from "./mailbox_fixture.ts";
+import { cleanUp, mainUrl, runCourier, startCourier } from "./run_courier.ts";
 
 const LEASE_DIR = `${Deno.env.get("TMPDIR") ?? "/tmp"}/courier-bench-port-leases`;
 
@@ -47,26 +47,6 @@ function stats(samples: number[]): Stats {
       : Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] * 100) /
         100;
   return { n: sorted.length, p50: at(0.5), p90: at(0.9), p99: at(0.99) };
-}
-
-async function courier(
-  main: string,
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const command = selfCommand(args, { mode: sourceRunMode(main) });
-  const output = await new Deno.Command(command.command, {
-    args: command.args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
 }
 
 function rss(pid: number): { rss_mb: number; peak_mb: number } | null {
@@ -94,19 +74,8 @@ async function timed(fn: () => Promise<boolean>): Promise<number | null> {
 /** Starts the daemon and measures readiness, health and indexing. */
 async function startMeasured(main: string, home: string, port: number, url: string) {
   const t0 = performance.now();
-  const started = await courier(main, [
-    "start",
-    "--home",
-    home,
-    "--port",
-    String(port),
-    "--timeout",
-    "600",
-    "--json",
-  ]);
+  const pid = await startCourier(main, home, port, ["--timeout", "600"]);
   const readyMs = performance.now() - t0;
-  if (started.code !== 0) throw new Error(`courier start failed: ${started.stderr}`);
-  const pid = JSON.parse(started.stdout).pid as number;
   let healthyMs = 0, indexedMs = 0;
   for (;;) {
     const response = await get(`${url}/health`).catch(() => null);
@@ -283,9 +252,7 @@ async function main(): Promise<number> {
   });
   const mails = Number(values.mails), samples = Number(values.samples);
   const seconds = Number(values.seconds);
-  const main = values.main
-    ? new URL(values.main, `file://${Deno.cwd()}/`).href
-    : new URL("../main.ts", import.meta.url).href;
+  const main = mainUrl(values.main);
   const port = values.port
     ? Number(values.port)
     : await allocatePort({ dir: LEASE_DIR, label: "benchmark" });
@@ -297,7 +264,7 @@ async function main(): Promise<number> {
     const cold = await startMeasured(main, home, port, url);
     pid = cold.pid;
     let t0 = performance.now();
-    const stopped = await courier(main, ["stop", "--home", home]);
+    const stopped = await runCourier(main, ["stop", "--home", home]);
     const stopMs = Math.round(performance.now() - t0);
     pid = null;
     if (stopped.code !== 0) throw new Error(`courier stop failed: ${stopped.stderr}`);
@@ -312,7 +279,7 @@ async function main(): Promise<number> {
     const memory = rss(warm.pid);
     const resting = await restingMemory(warm.pid, Number(values["rest-seconds"]));
     t0 = performance.now();
-    await courier(main, ["stop", "--home", home]);
+    await runCourier(main, ["stop", "--home", home]);
     const stopWarmMs = Math.round(performance.now() - t0);
     pid = null;
     const report = {
@@ -344,15 +311,7 @@ async function main(): Promise<number> {
     console.log(JSON.stringify(report, null, 2));
     return 0;
   } finally {
-    if (pid !== null) {
-      try {
-        Deno.kill(pid, "SIGTERM"); // the daemon this script started
-      } catch {
-        // already gone
-      }
-    }
-    if (!values.keep) await Deno.remove(home, { recursive: true }).catch(() => {});
-    else console.error(`home kept: ${home}`);
+    await cleanUp(pid, home, values.keep);
   }
 }
 

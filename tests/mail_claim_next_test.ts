@@ -4,7 +4,6 @@
  * failed attempt, release and requeue.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { withHome } from "./helpers/courier.ts";
 import {
   apiFetch,
@@ -13,15 +12,11 @@ import {
   startDaemon,
   stopDaemon,
   type TestDaemon,
+  writeHomeConfig,
 } from "./helpers/api.ts";
 import { eventually } from "./helpers/mail.ts";
 
 const FAST = ["--debounce-window", "20", "--debounce-max-wait", "50"];
-
-async function writeConfig(daemonHome: string, config: Record<string, unknown>): Promise<void> {
-  await Deno.mkdir(daemonHome, { recursive: true });
-  await Deno.writeTextFile(join(daemonHome, "config.json"), JSON.stringify(config));
-}
 
 /** Posts one message per conversation and waits until each is a new mail; returns their ids. */
 async function mails(d: TestDaemon, n: number, tag = "m"): Promise<string[]> {
@@ -110,7 +105,7 @@ Deno.test("claim-next: oldest first; filters by provider and conversation; 204 w
 
 Deno.test("claim-next: a waiting agent wakes on a new mail, a release, an expired claim, a retry due", async () => {
   await withHome(async (h) => {
-    await writeConfig(h.home, { retry_backoff_ms: 300, retry_backoff_cap_ms: 300 });
+    await writeHomeConfig(h, { retry_backoff_ms: 300, retry_backoff_cap_ms: 300 });
     const d = await startDaemon(h, FAST);
     // 1. A new mail.
     const waiting = claimNext(d, { agent_id: "waiter", wait_s: 60 });
@@ -164,7 +159,7 @@ Deno.test("claim-next: a waiting agent wakes on a new mail, a release, an expire
 
 Deno.test("claim expiry counts as an attempt: a mail that outlives every claim ends dead", async () => {
   await withHome(async (h) => {
-    await writeConfig(h.home, { max_attempts: 2 });
+    await writeHomeConfig(h, { max_attempts: 2 });
     const d = await startDaemon(h, FAST);
     const [id] = await mails(d, 1, "doomed");
     for (let attempt = 1; attempt <= 2; attempt++) {

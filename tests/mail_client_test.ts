@@ -1,15 +1,13 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { homeLayout } from "../lib/home/mod.ts";
 import { MailClient, MailRequestError } from "../lib/mail/mod.ts";
 import { withHome } from "./helpers/courier.ts";
-import { startDaemon, stopDaemon } from "./helpers/api.ts";
+import { startDaemon, stopDaemon, writeHomeConfig } from "./helpers/api.ts";
 import { eventually } from "./helpers/mail.ts";
 
 Deno.test("MailClient: claim-next, release, fail, requeue, paging and prune against a daemon", async () => {
   await withHome(async (h) => {
-    await Deno.mkdir(h.home, { recursive: true });
-    await Deno.writeTextFile(join(h.home, "config.json"), JSON.stringify({ max_attempts: 1 }));
+    await writeHomeConfig(h, { max_attempts: 1 });
     const d = await startDaemon(h, ["--debounce-window", "20", "--debounce-max-wait", "50"]);
     const client = await MailClient.connect(homeLayout(h.home));
     assert.equal(client.apiUrl, d.url);

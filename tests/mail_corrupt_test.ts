@@ -8,15 +8,7 @@ import { join } from "node:path";
 import type { Diagnosis } from "../lib/doctor/mod.ts";
 import { mailboxLayout } from "../lib/mail/mod.ts";
 import { json, withHome } from "./helpers/courier.ts";
-import { inbound, type MailHarness, withMail } from "./helpers/mail.ts";
-
-async function newMail(h: MailHarness, text: string): Promise<string> {
-  await h.post("/api/v1/inbound/lark", inbound({ text, session_id: crypto.randomUUID() }));
-  await h.service.flushPending();
-  const list = await h.get("/api/v1/messages?status=new");
-  return (list.body.messages as { id: string; preview: string }[])
-    .find((m) => m.preview === text)!.id;
-}
+import { inbound, withMail } from "./helpers/mail.ts";
 
 async function names(dir: string): Promise<string[]> {
   return (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
@@ -25,8 +17,8 @@ async function names(dir: string): Promise<string[]> {
 Deno.test("a truncated locks.json is moved aside; the claims still readable are kept", async () => {
   const log: string[] = [];
   await withMail({ log }, async (h) => {
-    const first = await newMail(h, "first");
-    const second = await newMail(h, "second");
+    const first = await h.newMail("first");
+    const second = await h.newMail("second");
     await h.post(`/api/v1/messages/${first}/claim`, { agent_id: "agent-a" });
     await h.post(`/api/v1/messages/${second}/claim`, { agent_id: "agent-a" });
     const layout = mailboxLayout(h.home);
@@ -86,7 +78,7 @@ Deno.test("a damaged line in the pending journal is kept aside; every readable r
 Deno.test("an unreadable mail is quarantined and dropped from the index: 404, never 500", async () => {
   const log: string[] = [];
   await withMail({ log }, async (h) => {
-    const id = await newMail(h, "to be garbled");
+    const id = await h.newMail("to be garbled");
     await h.post(`/api/v1/messages/${id}/claim`, { agent_id: "a" });
     const done = await h.post(`/api/v1/messages/${id}/complete`, { agent_id: "a" });
     const path = done.body.path as string;
@@ -107,7 +99,7 @@ Deno.test("an unreadable mail is quarantined and dropped from the index: 404, ne
 
 Deno.test("indexing quarantines unreadable mails it finds", async () => {
   await withMail({}, async (h) => {
-    const id = await newMail(h, "fine");
+    const id = await h.newMail("fine");
     const layout = mailboxLayout(h.home);
     await h.restart(async () => {
       await Deno.writeTextFile(

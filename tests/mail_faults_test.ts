@@ -46,14 +46,6 @@ async function fillLastPage(h: MailHarness, id: string, agent: string): Promise<
   }
 }
 
-async function newMail(h: MailHarness, text: string): Promise<string> {
-  await h.post("/api/v1/inbound/lark", inbound({ text, session_id: crypto.randomUUID() }));
-  await h.service.flushPending();
-  const list = await h.get("/api/v1/messages?status=new");
-  return (list.body.messages as { id: string; preview: string }[])
-    .find((m) => m.preview === text)!.id;
-}
-
 Deno.test("disk full: mail writes are retried until space returns; health says degraded meanwhile", async () => {
   const log: string[] = [];
   await withDiskHome(2048, {
@@ -209,8 +201,8 @@ Deno.test("journal replay: two records of one message id (a failed write and its
 
 Deno.test("read-only or full disk: claim, complete, fail and release answer 503 naming the error, and change nothing", async () => {
   await withDiskHome(2048, { settings: { debounceWindowMs: 10 } }, async (h, disk) => {
-    const id = await newMail(h, "work");
-    const held = await newMail(h, "held");
+    const id = await h.newMail("work");
+    const held = await h.newMail("held");
     assert.equal((await h.post(`/api/v1/messages/${held}/claim`, { agent_id: "a" })).status, 200);
     const layout = mailboxLayout(h.home);
     const unmount = [
@@ -266,8 +258,8 @@ Deno.test("read-only or full disk: claim, complete, fail and release answer 503 
 
 Deno.test("disk full: a claim that cannot be recorded is not held", async () => {
   await withDiskHome(2048, { settings: { debounceWindowMs: 10 } }, async (h, disk) => {
-    const id = await newMail(h, "full");
-    const other = await newMail(h, "other");
+    const id = await h.newMail("full");
+    const other = await h.newMail("other");
     await h.post(`/api/v1/messages/${other}/claim`, { agent_id: "a" });
     await fillLastPage(h, other, "a");
     await disk.fill();

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { seededRandom } from "./helpers/mail.ts";
 import { parse, stringify } from "yaml";
 import {
   buildInboundMail,
@@ -8,15 +9,6 @@ import {
   renderMail,
   UnsupportedYaml,
 } from "../lib/mail/mod.ts";
-
-/** A deterministic pseudo-random source (so a failure can be replayed). */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 /** Pieces of ordinary chat text. */
 const CHAT = [
@@ -141,7 +133,7 @@ function messages(rnd: () => number): MailMessage[] {
 
 /** Renders random mails and compares the fast reader with the YAML parser; counts refusals. */
 function compare(seed: number, rounds: number): { fast: number; refused: number } {
-  const rnd = random(seed);
+  const rnd = seededRandom(seed);
   let fast = 0, refused = 0;
   for (let round = 0; round < rounds; round++) {
     const doc = rnd() < 0.8

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { seededRandom } from "./helpers/mail.ts";
 import {
   compareKeys,
   type IndexEntry,
@@ -10,16 +11,8 @@ import {
   SortedList,
 } from "../lib/mail/mod.ts";
 
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-
 Deno.test("SortedList: adds, deletes and walks like a sorted array", () => {
-  const rnd = random(1);
+  const rnd = seededRandom(1);
   const list = new SortedList<MailKey, MailKey>(compareKeys);
   let reference: MailKey[] = [];
   for (let round = 0; round < 5000; round++) {
@@ -59,7 +52,7 @@ Deno.test("SortedList: adds, deletes and walks like a sorted array", () => {
 const STATUSES: MailStatus[] = ["new", "retrying", "claimed", "queued", "done", "dead"];
 
 Deno.test("MailIndex: queries by status, provider, direction and conversation match a full scan", () => {
-  const rnd = random(7);
+  const rnd = seededRandom(7);
   let now = 1_000_000;
   const index = new MailIndex({ now: () => now });
   for (let i = 0; i < 3000; i++) {

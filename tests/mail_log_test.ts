@@ -1,24 +1,14 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { homeLayout } from "../lib/home/mod.ts";
 import { withHome } from "./helpers/courier.ts";
-import { apiGet, apiPost, startDaemon, stopDaemon } from "./helpers/api.ts";
-import { eventually } from "./helpers/mail.ts";
+import { apiGet, apiPost, startDaemon, stopDaemon, writeHomeConfig } from "./helpers/api.ts";
+import { eventually, webhookReceiver } from "./helpers/mail.ts";
 
 Deno.test("the log tells the mail activity (ids and counts, never a text)", async () => {
-  const receiver = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (r) => {
-    await r.body?.cancel();
-    return new Response("ok");
-  });
+  const receiver = webhookReceiver([200]);
   try {
     await withHome(async (h) => {
-      await Deno.mkdir(h.home, { recursive: true });
-      await Deno.writeTextFile(
-        join(h.home, "config.json"),
-        JSON.stringify({
-          outbound: { lark: { url: `http://127.0.0.1:${receiver.addr.port}/x?token=secret` } },
-        }),
-      );
+      await writeHomeConfig(h, { outbound: { lark: { url: `${receiver.url}?token=secret` } } });
       const d = await startDaemon(h, ["--debounce-window", "20", "--debounce-max-wait", "50"]);
       const secret = "the launch code is 0000";
       for (const session of ["a", "b"]) {
@@ -65,6 +55,6 @@ Deno.test("the log tells the mail activity (ids and counts, never a text)", asyn
       assert.ok(!log.includes("token=secret"), "no delivery URL (it may hold a secret)");
     });
   } finally {
-    await receiver.shutdown();
+    await receiver.close();
   }
 });

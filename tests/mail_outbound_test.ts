@@ -1,42 +1,13 @@
 import assert from "node:assert/strict";
 import { DeliveryError, type OutboundSender } from "../lib/mail/mod.ts";
-import { eventually, type MailHarness, withMail } from "./helpers/mail.ts";
+import {
+  eventually,
+  type MailHarness,
+  type Receiver,
+  webhookReceiver,
+  withMail,
+} from "./helpers/mail.ts";
 import { leaseTestPort } from "./helpers/ports.ts";
-
-interface Receiver {
-  url: string;
-  posts: { headers: Headers; body: Record<string, unknown> }[];
-  close(): Promise<void>;
-}
-
-/**
- * A local webhook receiver answering with `statuses` in turn (the last one
- * repeats); a status of 0 never answers (until the receiver closes).
- */
-function receiver(statuses: number[]): Receiver {
-  const posts: Receiver["posts"] = [];
-  const { promise: closing, resolve: release } = Promise.withResolvers<void>();
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    async (request) => {
-      posts.push({ headers: request.headers, body: await request.json() });
-      const status = statuses[Math.min(posts.length - 1, statuses.length - 1)];
-      if (status === 0) {
-        await closing;
-        return new Response("gone", { status: 503 });
-      }
-      return new Response(status >= 400 ? "receiver says no" : "ok", { status });
-    },
-  );
-  return {
-    url: `http://127.0.0.1:${server.addr.port}/hook`,
-    posts,
-    close: () => {
-      release();
-      return server.shutdown();
-    },
-  };
-}
 
 const FAST = {
   backoffBaseMs: 20,
@@ -50,7 +21,7 @@ async function withReceiver(
   statuses: number[],
   fn: (h: MailHarness, r: Receiver) => Promise<void>,
 ): Promise<void> {
-  const r = receiver(statuses);
+  const r = webhookReceiver(statuses);
   try {
     await withMail(
       { settings: FAST, config: { outbound: { lark: { url: r.url } } } },

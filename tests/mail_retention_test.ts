@@ -4,29 +4,14 @@ import { eventually, inbound, type MailHarness, withMail } from "./helpers/mail.
 
 const DAY = 86_400_000;
 
-async function newMail(h: MailHarness, text: string, messageId?: string): Promise<string> {
-  await h.post(
-    "/api/v1/inbound/lark",
-    inbound({
-      text,
-      session_id: crypto.randomUUID(),
-      ...(messageId ? { message_id: messageId } : {}),
-    }),
-  );
-  await h.service.flushPending();
-  const list = await h.get("/api/v1/messages?status=new");
-  return (list.body.messages as { id: string; preview: string }[])
-    .find((m) => m.preview === text)!.id;
-}
-
 async function finish(h: MailHarness): Promise<{ done: string; dead: string; open: string }> {
-  const done = await newMail(h, "done one");
+  const done = await h.newMail("done one");
   await h.post(`/api/v1/messages/${done}/claim`, { agent_id: "a" });
   await h.post(`/api/v1/messages/${done}/complete`, { agent_id: "a" });
-  const dead = await newMail(h, "dead one");
+  const dead = await h.newMail("dead one");
   await h.post(`/api/v1/messages/${dead}/claim`, { agent_id: "a" });
   await h.post(`/api/v1/messages/${dead}/fail`, { agent_id: "a", reason: "no", retryable: false });
-  const open = await newMail(h, "open one");
+  const open = await h.newMail("open one");
   return { done, dead, open };
 }
 
@@ -103,7 +88,7 @@ Deno.test("message ids are remembered for the dedup window, not forever", async 
   await withMail(
     { fakeClock: true, settings: { debounceWindowMs: 10, dedupWindowDays: 2 } },
     async (h) => {
-      await newMail(h, "first", "m-1");
+      await h.newMail("first", { message_id: "m-1" });
       h.clock!.advance(DAY);
       const soon = await h.post("/api/v1/inbound/lark", inbound({ message_id: "m-1" }));
       assert.equal(soon.body.duplicate, true);

@@ -1,5 +1,4 @@
-import { basename, dirname, join } from "node:path";
-import { syncDirectory, writeAll } from "../fs/mod.ts";
+import { writeAll, writeFileAtomicWith } from "../fs/mod.ts";
 import { type MailRecord, makeRecord } from "./mail_index.ts";
 import { MAIL_LOCATIONS, type MailLocation } from "./mailbox.ts";
 import type { MailSender, MailSession } from "./mail_file.ts";
@@ -277,85 +276,72 @@ const encoder = new TextEncoder();
  * loop while it works.
  */
 export async function writeIndexCache(path: string, content: IndexCacheContent): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${Deno.pid}.tmp`);
-  const file = await Deno.open(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
   const yielder = new Yielder();
   try {
-    let lines: string[] = [JSON.stringify({ courier_mail_index: VERSION })];
-    const flush = async (force = false) => {
-      if (!force && lines.length < 512) return;
-      await writeAll(file, encoder.encode(lines.join("\n") + "\n"));
-      lines = [];
-      await yielder.maybe();
-    };
-    const sessions = new Map<MailSession, number>(), senders = new Map<MailSender, number>();
-    const intern = <T>(map: Map<T, number>, value: T, tag: string): number => {
-      let n = map.get(value);
-      if (n === undefined) {
-        n = map.size;
-        map.set(value, n);
-        lines.push(JSON.stringify([tag, n, value]));
-      }
-      return n;
-    };
-    let mailCount = 0, dedupCount = 0;
-    for (const { record: r, name, stamp } of content.mails) {
-      const session = intern(sessions, r.session, "s");
-      const from = r.from ? intern(senders, r.from, "f") : -1;
-      lines.push(JSON.stringify([
-        "m",
-        MAIL_LOCATIONS.indexOf(r.location),
-        r.provider,
-        name,
-        stamp?.size ?? null,
-        stamp?.ino ?? null,
-        stamp?.mtime ?? null,
-        r.id,
-        r.direction,
-        r.timestamp_ms,
-        r.received_ms,
-        session,
-        from,
-        r.to ?? null,
-        r.preview,
-        r.message_count,
-        r.attempts,
-        r.retry_ms ?? null,
-        r.dead_reason ?? null,
-        r.finished_ms ?? null,
-        r.file ?? null,
-        r.requeues,
-      ]));
-      mailCount++;
-      await flush();
-    }
-    let pairs: string[] = [];
-    for (const [key, value] of content.dedup) {
-      pairs.push(key, value);
-      dedupCount++;
-      if (pairs.length >= 1000) {
-        lines.push(JSON.stringify(["d", ...pairs]));
-        pairs = [];
+    await writeFileAtomicWith(path, async (file) => {
+      let lines: string[] = [JSON.stringify({ courier_mail_index: VERSION })];
+      const flush = async (force = false) => {
+        if (!force && lines.length < 512) return;
+        await writeAll(file, encoder.encode(lines.join("\n") + "\n"));
+        lines = [];
+        await yielder.maybe();
+      };
+      const sessions = new Map<MailSession, number>(), senders = new Map<MailSender, number>();
+      const intern = <T>(map: Map<T, number>, value: T, tag: string): number => {
+        let n = map.get(value);
+        if (n === undefined) {
+          n = map.size;
+          map.set(value, n);
+          lines.push(JSON.stringify([tag, n, value]));
+        }
+        return n;
+      };
+      let mailCount = 0, dedupCount = 0;
+      for (const { record: r, name, stamp } of content.mails) {
+        const session = intern(sessions, r.session, "s");
+        const from = r.from ? intern(senders, r.from, "f") : -1;
+        lines.push(JSON.stringify([
+          "m",
+          MAIL_LOCATIONS.indexOf(r.location),
+          r.provider,
+          name,
+          stamp?.size ?? null,
+          stamp?.ino ?? null,
+          stamp?.mtime ?? null,
+          r.id,
+          r.direction,
+          r.timestamp_ms,
+          r.received_ms,
+          session,
+          from,
+          r.to ?? null,
+          r.preview,
+          r.message_count,
+          r.attempts,
+          r.retry_ms ?? null,
+          r.dead_reason ?? null,
+          r.finished_ms ?? null,
+          r.file ?? null,
+          r.requeues,
+        ]));
+        mailCount++;
         await flush();
       }
-    }
-    if (pairs.length > 0) lines.push(JSON.stringify(["d", ...pairs]));
-    lines.push(JSON.stringify(["end", mailCount, dedupCount]));
-    await flush(true);
-    await file.syncData();
-  } catch (error) {
-    file.close();
-    await Deno.remove(tmp).catch(() => {});
-    throw error;
+      let pairs: string[] = [];
+      for (const [key, value] of content.dedup) {
+        pairs.push(key, value);
+        dedupCount++;
+        if (pairs.length >= 1000) {
+          lines.push(JSON.stringify(["d", ...pairs]));
+          pairs = [];
+          await flush();
+        }
+      }
+      if (pairs.length > 0) lines.push(JSON.stringify(["d", ...pairs]));
+      lines.push(JSON.stringify(["end", mailCount, dedupCount]));
+      await flush(true);
+    }, { mode: 0o600 });
   } finally {
     yielder.close();
   }
-  file.close();
-  try {
-    await Deno.rename(tmp, path);
-  } catch (error) {
-    await Deno.remove(tmp).catch(() => {});
-    throw error;
-  }
-  await syncDirectory(dirname(path));
 }

@@ -55,6 +55,15 @@ export async function apiGet(
   return { status: response.status, body: text ? JSON.parse(text) : {} };
 }
 
+/** Writes `<home>/config.json` (before the daemon starts). */
+export async function writeHomeConfig(
+  home: TestHome,
+  config: Record<string, unknown>,
+): Promise<void> {
+  await Deno.mkdir(home.home, { recursive: true });
+  await Deno.writeTextFile(`${home.home}/config.json`, JSON.stringify(config));
+}
+
 /** Starts a daemon in `home` on a leased port (extra `start` arguments allowed). */
 export async function startDaemon(home: TestHome, args: string[] = []): Promise<TestDaemon> {
   const port = await leaseTestPort();

@@ -149,6 +149,21 @@ export class MailHarness {
     return this.request("GET", path);
   }
 
+  /**
+   * Posts one message in a conversation of its own, folds it into a mail
+   * and returns the new mail's id.
+   */
+  async newMail(text: string, extra: Record<string, unknown> = {}): Promise<string> {
+    await this.post(
+      "/api/v1/inbound/lark",
+      inbound({ text, session_id: crypto.randomUUID(), ...extra }),
+    );
+    await this.service.flushPending();
+    const list = await this.get("/api/v1/messages?status=new");
+    return (list.body.messages as { id: string; preview: string }[])
+      .find((m) => m.preview === text)!.id;
+  }
+
   /** The mails in `location` (every provider), oldest file first. */
   mails(location: MailLocation = "inbound"): Promise<MailDocument[]> {
     return readMails(this.home, location);
@@ -225,4 +240,52 @@ export async function eventually(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${options.what ?? "it"}`);
     await sleep(10);
   }
+}
+
+/** A local webhook receiver (see {@link webhookReceiver}). */
+export interface Receiver {
+  /** Where to POST. */
+  url: string;
+  /** What was POSTed, in order. */
+  posts: { headers: Headers; body: Record<string, unknown> }[];
+  /** Stops it. */
+  close(): Promise<void>;
+}
+
+/**
+ * A local webhook receiver answering with `statuses` in turn (the last one
+ * repeats); a status of 0 never answers (until the receiver closes).
+ */
+export function webhookReceiver(statuses: number[]): Receiver {
+  const posts: Receiver["posts"] = [];
+  const { promise: closing, resolve: release } = Promise.withResolvers<void>();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      posts.push({ headers: request.headers, body: await request.json() });
+      const status = statuses[Math.min(posts.length - 1, statuses.length - 1)];
+      if (status === 0) {
+        await closing;
+        return new Response("gone", { status: 503 });
+      }
+      return new Response(status >= 400 ? "receiver says no" : "ok", { status });
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/hook`,
+    posts,
+    close: () => {
+      release();
+      return server.shutdown();
+    },
+  };
+}
+
+/** A deterministic pseudo-random source in [0, 1) (so a failure can be replayed). */
+export function seededRandom(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
 }
