@@ -8,7 +8,7 @@ import {
 } from "../lib/mail/mod.ts";
 import { homeLayout } from "../lib/home/mod.ts";
 import { withHome } from "./helpers/courier.ts";
-import { apiPost, startDaemon } from "./helpers/api.ts";
+import { apiGet, apiPost, startDaemon } from "./helpers/api.ts";
 import { eventually, inbound, type MailHarness, withMail } from "./helpers/mail.ts";
 
 /** Serves a harness's mail API on a real port (for streaming). */
@@ -112,7 +112,7 @@ Deno.test("events: a real daemon streams the life of mails; a client follows it 
     })();
     try {
       await eventually(async () =>
-        ((await (await fetch(`${d.url}/health`)).json()).metrics.event_clients) === 1
+        ((await apiGet(d, "/health")).body.metrics as { event_clients: number }).event_clients === 1
       );
       await apiPost(d, "/api/v1/inbound/lark", inbound({ text: "watch me" }));
       const claimed = await client.claimNext("agent", { waitS: 10 });
@@ -129,7 +129,8 @@ Deno.test("events: a real daemon streams the life of mails; a client follows it 
       const again = await startDaemon(h, ["--debounce-window", "20", "--debounce-max-wait", "50"]);
       await eventually(
         async () =>
-          ((await (await fetch(`${again.url}/health`)).json()).metrics.event_clients) === 1,
+          ((await apiGet(again, "/health")).body.metrics as { event_clients: number })
+            .event_clients === 1,
         {
           timeoutMs: 20_000,
           what: "the client to reconnect",
