@@ -20,11 +20,9 @@ import { homeLayout } from "../lib/home/mod.ts";
 import { readTokenFile } from "../lib/http/mod.ts";
 import { mailboxLayout, parseMail } from "../lib/mail/mod.ts";
 import { allocatePort } from "../lib/ports/mod.ts";
-import { selfCommand, sourceRunMode } from "../lib/proc/mod.ts";
+import { cleanUp, type CourierRun, runCourier, THIS_MAIN } from "./run_courier.ts";
 
 const LEASE_DIR = `${Deno.env.get("TMPDIR") ?? "/tmp"}/courier-bench-port-leases`;
-
-const MAIN_URL = new URL("../main.ts", import.meta.url).href;
 
 interface PhaseResult {
   /** Requests answered with the expected status. */
@@ -92,21 +90,8 @@ async function load(
   };
 }
 
-async function courier(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const command = selfCommand(args, { mode: sourceRunMode(MAIN_URL) });
-  const output = await new Deno.Command(command.command, {
-    args: command.args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+function courier(args: string[]): Promise<CourierRun> {
+  return runCourier(THIS_MAIN, args);
 }
 
 /** A port leased for this benchmark process (held until it exits). */
@@ -219,15 +204,7 @@ async function main(): Promise<number> {
     console.log(JSON.stringify(report, null, 2));
     return lost === 0 && duplicated === 0 ? 0 : 1;
   } finally {
-    if (!stoppedCleanly) {
-      try {
-        Deno.kill(pid, "SIGTERM"); // the daemon this script started
-      } catch {
-        // already gone
-      }
-    }
-    if (!values.keep) await Deno.remove(home, { recursive: true }).catch(() => {});
-    else console.error(`home kept: ${home}`);
+    await cleanUp(stoppedCleanly ? null : pid, home, values.keep);
   }
 }
 

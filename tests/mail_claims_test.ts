@@ -1,23 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type MailHarness, withMail } from "./helpers/mail.ts";
-import { inbound } from "./helpers/mail.ts";
-
-/** Posts one message, folds it, and returns the new mail's id. */
-async function newMail(h: MailHarness, text = "please handle"): Promise<string> {
-  await h.post("/api/v1/inbound/lark", inbound({ text, session_id: crypto.randomUUID() }));
-  await h.service.flushPending();
-  const list = await h.get("/api/v1/messages?status=new");
-  const mails = list.body.messages as { id: string; preview: string }[];
-  return mails.find((m) => m.preview === text)!.id;
-}
 
 const claim = (h: MailHarness, id: string, agent: string, timeout?: number) =>
   h.post(`/api/v1/messages/${id}/claim`, { agent_id: agent, ...(timeout ? { timeout } : {}) });
 
 Deno.test("claims: a second agent gets 409 naming the holder and the expiry", async () => {
   await withMail({ fakeClock: true }, async (h) => {
-    const id = await newMail(h);
+    const id = await h.newMail("please handle");
     const a = await claim(h, id, "agent-a");
     assert.equal(a.status, 200);
     assert.equal(a.body.id, id);
@@ -35,7 +25,7 @@ Deno.test("claims: a second agent gets 409 naming the holder and the expiry", as
     assert.match(b.body.error as string, /claimed by "agent-a" until/);
 
     // Concurrent claims by many agents: exactly one wins.
-    const id2 = await newMail(h, "race");
+    const id2 = await h.newMail("race");
     const race = await Promise.all(
       Array.from({ length: 10 }, (_, i) => claim(h, id2, `agent-${i}`)),
     );
@@ -79,7 +69,7 @@ Deno.test("claims: unknown ids get 404, bad ids and bodies 400", async () => {
 
 Deno.test("claims: an expired claim can be taken by another agent", async () => {
   await withMail({ fakeClock: true }, async (h) => {
-    const id = await newMail(h);
+    const id = await h.newMail("please handle");
     assert.equal((await claim(h, id, "agent-a", 30)).status, 200);
     h.clock!.advance(29_000);
     assert.equal((await claim(h, id, "agent-b")).status, 409);
@@ -97,7 +87,7 @@ Deno.test("claims: an expired claim can be taken by another agent", async () => 
 
 Deno.test("claims: only the claiming agent completes; the mail moves to archive/", async () => {
   await withMail({}, async (h) => {
-    const id = await newMail(h);
+    const id = await h.newMail("please handle");
     const unclaimed = await h.post(`/api/v1/messages/${id}/complete`, { agent_id: "agent-a" });
     assert.equal(unclaimed.status, 409);
     assert.match(unclaimed.body.error as string, /not claimed: claim it first/);
@@ -126,7 +116,7 @@ Deno.test("claims: only the claiming agent completes; the mail moves to archive/
 
 Deno.test("fail: retried with backoff while under 3 attempts, then dead-lettered with the reason", async () => {
   await withMail({ fakeClock: true }, async (h) => {
-    const id = await newMail(h);
+    const id = await h.newMail("please handle");
     const expectedDelays = [1000, 2000];
     for (const delay of expectedDelays) {
       assert.equal((await claim(h, id, "agent-a")).status, 200);
@@ -173,7 +163,7 @@ Deno.test("fail: retried with backoff while under 3 attempts, then dead-lettered
 
 Deno.test("fail: not retryable goes straight to the dead letters; the wrong agent is refused", async () => {
   await withMail({}, async (h) => {
-    const id = await newMail(h);
+    const id = await h.newMail("please handle");
     await claim(h, id, "agent-a");
     const wrong = await h.post(`/api/v1/messages/${id}/fail`, {
       agent_id: "agent-b",
@@ -197,8 +187,8 @@ Deno.test("fail: not retryable goes straight to the dead letters; the wrong agen
 
 Deno.test("claims and retry times survive a restart", async () => {
   await withMail({ fakeClock: true }, async (h) => {
-    const held = await newMail(h, "held");
-    const retrying = await newMail(h, "retrying");
+    const held = await h.newMail("held");
+    const retrying = await h.newMail("retrying");
     await claim(h, held, "agent-a");
     await claim(h, retrying, "agent-a");
     await h.post(`/api/v1/messages/${retrying}/fail`, { agent_id: "agent-a", reason: "later" });

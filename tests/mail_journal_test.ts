@@ -39,7 +39,7 @@ Deno.test("journal: concurrent appends share group commits and all land on disk"
     await Promise.all(Array.from({ length: 500 }, (_, i) => journal.append(record(i))));
     assert.ok(journal.commits < 10, `500 appends took ${journal.commits} fsyncs`);
     assert.equal(journal.liveCount, 500);
-    const back = await readJournal(path);
+    const back = (await readJournal(path)).records;
     assert.deepEqual(back.map((r) => r.key), Array.from({ length: 500 }, (_, i) => `key-${i}`));
     await journal.close();
   } finally {
@@ -56,11 +56,11 @@ Deno.test("journal: released records are compacted away, and the file is emptied
     journal.release(Array.from({ length: 90 }, (_, i) => `key-${i}`));
     await journal.settled();
     assert.deepEqual(
-      (await readJournal(path)).map((r) => r.key),
+      (await readJournal(path)).records.map((r) => r.key),
       Array.from({ length: 10 }, (_, i) => `key-${90 + i}`),
     );
     await journal.append(record(100)); // still appends to the compacted file
-    assert.equal((await readJournal(path)).length, 11);
+    assert.equal((await readJournal(path)).records.length, 11);
     journal.release(Array.from({ length: 11 }, (_, i) => `key-${90 + i}`));
     await journal.settled();
     assert.equal(await Deno.readTextFile(path), "");
@@ -90,7 +90,7 @@ Deno.test("journal: compaction also happens while appends never pause", async ()
     }));
     assert.ok(largest < written / 4, `the file grew to ${largest} of ${written} bytes written`);
     await journal.settled();
-    const onDisk = new Set((await readJournal(path)).map((r) => r.key));
+    const onDisk = new Set((await readJournal(path)).records.map((r) => r.key));
     assert.ok(live.every((key) => onDisk.has(key)), "every live record is still on disk");
     await journal.close();
   } finally {
@@ -104,8 +104,8 @@ Deno.test("journal: a torn last line is skipped on read", async () => {
     const path = join(dir, "pending.jsonl");
     const whole = JSON.stringify(record(1)) + "\n" + JSON.stringify(record(2)) + "\n";
     await Deno.writeTextFile(path, whole + JSON.stringify(record(3)).slice(0, 40));
-    assert.deepEqual((await readJournal(path)).map((r) => r.key), ["key-1", "key-2"]);
-    assert.deepEqual(await readJournal(join(dir, "missing.jsonl")), []);
+    assert.deepEqual((await readJournal(path)).records.map((r) => r.key), ["key-1", "key-2"]);
+    assert.deepEqual((await readJournal(join(dir, "missing.jsonl"))).records, []);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

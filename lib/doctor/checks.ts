@@ -4,6 +4,7 @@ import { exposureWarning, parseToken, TokenFileError } from "../http/mod.ts";
 import { findPortHolder, isPortFree } from "../net/mod.ts";
 import { hasTool } from "../proc/mod.ts";
 import { DEFAULT_HOST, DEFAULT_PORT, findDaemons, getStatus } from "../service/mod.ts";
+import { checkMailbox } from "./mailbox_check.ts";
 
 /**
  * How a finding weighs: `ok`, or a `problem` that makes `doctor` exit 1.
@@ -14,8 +15,8 @@ export type FindingLevel = "ok" | "info" | "warn" | "problem";
 /** One thing `courier doctor` looked at. */
 export interface Finding {
   /**
-   * Which check: `home`, `state`, `secrets`, `exposure`,
-   * `registry`, `daemons`, `port`, `tools`.
+   * Which check: `home`, `state`, `secrets`, `exposure`, `registry`,
+   * `mailbox`, `daemons`, `port`, `tools`.
    */
   check: string;
   /** How it weighs. */
@@ -221,7 +222,7 @@ async function checkRegistries(root: string): Promise<Finding[]> {
     ],
     [
       join(root, "mailbox", ".state", "locks.json"),
-      `mv ${join(root, "mailbox", ".state", "locks.json")}{,.bad}`,
+      "courier restart   # moves it aside and keeps every claim still readable",
     ],
     [join(root, "config.json"), `$EDITOR ${join(root, "config.json")}   # fix the JSON`],
   ];
@@ -349,6 +350,7 @@ export async function diagnose(home: string, options: DiagnoseOptions = {}): Pro
     ...await checkSecrets(homeLayout(root)),
     ...checkExposure(state.host, state.runningPort),
     ...await checkRegistries(root),
+    ...await checkMailbox(root),
     ...await checkDaemons(root),
     await checkPort(options.port ?? DEFAULT_PORT, options.host ?? DEFAULT_HOST, state.runningPort),
     ...await checkTools(),

@@ -5,3 +5,4 @@
  * @module
  */
 export * from "./checks.ts";
+export * from "./mailbox_check.ts";

@@ -26,6 +26,29 @@ export async function writeFileAtomic(
   options: AtomicWriteOptions = {},
 ): Promise<void> {
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  await writeFileAtomicWith(path, async (file) => {
+    let written = 0;
+    while (written < bytes.length) written += await file.write(bytes.subarray(written));
+  }, options);
+}
+
+/**
+ * Like {@link writeFileAtomic}, but `fill` writes the content into the
+ * temporary file itself (in pieces, for content too big to build as one
+ * string); the file is then fsynced and renamed over `path`.
+ *
+ * @example
+ * ```ts
+ * await writeFileAtomicWith("/tmp/big.jsonl", async (file) => {
+ *   for (const line of ["{}\n", "{}\n"]) await file.write(new TextEncoder().encode(line));
+ * });
+ * ```
+ */
+export async function writeFileAtomicWith(
+  path: string,
+  fill: (file: Deno.FsFile) => Promise<void>,
+  options: AtomicWriteOptions = {},
+): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${Deno.pid}.${++counter}.tmp`);
   const file = await Deno.open(tmp, {
@@ -34,8 +57,7 @@ export async function writeFileAtomic(
     mode: options.mode ?? 0o644,
   });
   try {
-    let written = 0;
-    while (written < bytes.length) written += await file.write(bytes.subarray(written));
+    await fill(file);
     await file.syncData();
   } catch (error) {
     file.close();

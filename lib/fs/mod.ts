@@ -4,6 +4,7 @@
  *
  * @module
  */
+export * from "./aside.ts";
 export * from "./atomic_write.ts";
 export * from "./path.ts";
 export * from "./read.ts";

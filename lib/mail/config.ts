@@ -35,14 +35,39 @@ export interface MailSettings {
   maxMessagesPerMail: number;
   /** Default claim length (s, default 300). */
   claimTimeoutS: number;
-  /** Retry backoff after the first failure (ms, default 1000); doubles per failure. */
+  /** Failed attempts (agent `fail`s and expired claims) after which an inbound mail is dead (default 3). */
+  maxAttempts: number;
+  /** Inbound retry backoff after the first failure (ms, default 1000); doubles per failure. */
   backoffBaseMs: number;
-  /** Longest retry backoff (ms, default 30000). */
+  /** Longest inbound retry backoff (ms, default 30000). */
   backoffCapMs: number;
+  /** Outbound retry backoff after the first failed delivery (ms, default 1000); doubles. */
+  outboundBackoffBaseMs: number;
+  /** Longest outbound retry backoff (ms, default 300000: five minutes). */
+  outboundBackoffCapMs: number;
+  /** Delivery attempts after which an outbound mail is dead (default 12: about 18 minutes). */
+  outboundMaxAttempts: number;
   /** Largest request body (bytes, default 1 MiB). */
   maxBodyBytes: number;
   /** Timeout of one outbound delivery (ms, default 10000). */
   deliveryTimeoutMs: number;
+  /** Delete done mails this many days after they were finished (`null`, the default: keep). */
+  archiveRetentionDays: number | null;
+  /** Delete dead mails this many days after they died (`null`, the default: keep). */
+  deadletterRetentionDays: number | null;
+  /**
+   * Remember message ids this many days for deduplication (default 7; `null`:
+   * as long as the mails are kept). Never longer than the mails are kept.
+   */
+  dedupWindowDays: number | null;
+  /** Longest wait between retries of a mail write the disk refused (ms, default 5000). */
+  writeRetryCapMs: number;
+  /** How long a request waits for the folder it needs to be indexed before 503 (ms, default 3000). */
+  indexWaitMs: number;
+  /** Comment lines on the event stream this often, to keep proxies open (ms, default 15000). */
+  eventsHeartbeatMs: number;
+  /** Longest a stop may spend flushing mail before it leaves the rest to the journal (ms, default 5000). */
+  stopBudgetMs: number;
   /** Where each provider's outbound mail goes. */
   outbound: Record<string, OutboundTarget>;
 }
@@ -53,10 +78,21 @@ export const DEFAULT_MAIL_SETTINGS: Readonly<MailSettings> = Object.freeze({
   debounceMaxWaitMs: 30_000,
   maxMessagesPerMail: 200,
   claimTimeoutS: 300,
+  maxAttempts: 3,
   backoffBaseMs: 1000,
   backoffCapMs: 30_000,
+  outboundBackoffBaseMs: 1000,
+  outboundBackoffCapMs: 300_000,
+  outboundMaxAttempts: 12,
   maxBodyBytes: 1024 * 1024,
   deliveryTimeoutMs: 10_000,
+  archiveRetentionDays: null,
+  deadletterRetentionDays: null,
+  dedupWindowDays: 7,
+  writeRetryCapMs: 5000,
+  indexWaitMs: 3000,
+  eventsHeartbeatMs: 15_000,
+  stopBudgetMs: 5000,
   outbound: {},
 });
 
@@ -79,9 +115,23 @@ const CONFIG_KEYS: Record<string, keyof MailSettings> = {
   debounce_max_wait_ms: "debounceMaxWaitMs",
   max_messages_per_mail: "maxMessagesPerMail",
   claim_timeout_s: "claimTimeoutS",
+  max_attempts: "maxAttempts",
   retry_backoff_ms: "backoffBaseMs",
   retry_backoff_cap_ms: "backoffCapMs",
+  outbound_retry_backoff_ms: "outboundBackoffBaseMs",
+  outbound_retry_backoff_cap_ms: "outboundBackoffCapMs",
+  outbound_max_attempts: "outboundMaxAttempts",
   delivery_timeout_ms: "deliveryTimeoutMs",
+};
+
+/** Settings in days where `null` (or leaving them out) means forever. */
+const RETENTION_KEYS: Record<
+  string,
+  "archiveRetentionDays" | "deadletterRetentionDays" | "dedupWindowDays"
+> = {
+  archive_retention_days: "archiveRetentionDays",
+  deadletter_retention_days: "deadletterRetentionDays",
+  dedup_window_days: "dedupWindowDays",
 };
 
 function number(where: string, name: string, value: unknown): number {
@@ -133,6 +183,20 @@ function outboundTargets(where: string, value: unknown): Record<string, Outbound
   return targets;
 }
 
+const DAY_MS = 86_400_000;
+
+/**
+ * How long message ids are remembered for deduplication (ms): the dedup
+ * window, but never longer than mails are kept (the longer of the two
+ * retentions, when both are set). `Infinity` for forever.
+ */
+export function dedupWindowMs(settings: MailSettings): number {
+  const { archiveRetentionDays: archive, deadletterRetentionDays: dead, dedupWindowDays } =
+    settings;
+  const kept = archive !== null && dead !== null ? Math.max(archive, dead) : Infinity;
+  return Math.min(dedupWindowDays ?? Infinity, kept) * DAY_MS;
+}
+
 /** Options of {@link loadMailSettings}. */
 export interface LoadMailSettingsOptions {
   /** Values given on `start` (`debounceWindowMs`, `debounceMaxWaitMs`); they win. */
@@ -170,6 +234,19 @@ export async function loadMailSettings(
         (settings[field] as number) = number(configFile, key, values[key]);
       }
     }
+    for (const [key, field] of Object.entries(RETENTION_KEYS)) {
+      const value = values[key];
+      if (value === null) settings[field] = null;
+      if (value === undefined || value === null) continue;
+      const days = number(configFile, key, value);
+      if (days <= 0) {
+        throw new MailConfigError(
+          configFile,
+          `"${key}" must be a number of days above 0 (leave it out to keep mails forever)`,
+        );
+      }
+      settings[field] = days;
+    }
     if (values.outbound !== undefined) {
       settings.outbound = outboundTargets(configFile, values.outbound);
     }
@@ -193,5 +270,7 @@ export async function loadMailSettings(
     );
   }
   if (settings.maxMessagesPerMail < 1) settings.maxMessagesPerMail = 1;
+  settings.maxAttempts = Math.max(1, Math.floor(settings.maxAttempts));
+  settings.outboundMaxAttempts = Math.max(1, Math.floor(settings.outboundMaxAttempts));
   return settings;
 }

@@ -11,6 +11,8 @@ export class MailError extends CourierError {
   readonly field?: string;
   /** Extra facts for the client (who holds a claim, until when…). */
   readonly extra: Record<string, unknown>;
+  /** Seconds after which a retry may succeed (sent as `Retry-After`). */
+  readonly retryAfterS?: number;
 
   /**
    * Creates a `MailError`.
@@ -20,13 +22,20 @@ export class MailError extends CourierError {
    */
   constructor(
     message: string,
-    options: { status: number; field?: string; extra?: Record<string, unknown> },
+    options: {
+      status: number;
+      field?: string;
+      extra?: Record<string, unknown>;
+      retryAfterS?: number;
+      cause?: unknown;
+    },
   ) {
-    super(message);
+    super(message, { cause: options.cause });
     this.name = "MailError";
     this.status = options.status;
     this.field = options.field;
     this.extra = options.extra ?? {};
+    this.retryAfterS = options.retryAfterS;
   }
 
   /** The JSON body of the error response: `{error, field?, ...extra}`. */
@@ -59,9 +68,13 @@ export class MailNotFoundError extends MailError {
    * Creates a `MailNotFoundError`.
    *
    * @param id The id asked for.
+   * @param options `message`: a more precise one; `extra`: facts for the client.
    */
-  constructor(id: string) {
-    super(`no mail with id "${id}"; list them with GET /api/v1/messages`, { status: 404 });
+  constructor(id: string, options: { message?: string; extra?: Record<string, unknown> } = {}) {
+    super(options.message ?? `no mail with id "${id}"; list them with GET /api/v1/messages`, {
+      status: 404,
+      extra: options.extra,
+    });
     this.name = "MailNotFoundError";
   }
 }
@@ -115,7 +128,59 @@ export class MailUnavailableError extends MailError {
    * @param message Why.
    */
   constructor(message = "courier is stopping; retry against the next instance") {
-    super(message, { status: 503 });
+    super(message, { status: 503, retryAfterS: 1 });
     this.name = "MailUnavailableError";
+  }
+}
+
+/** The error codes of a disk that cannot take the write (full, read-only, failing…). */
+const STORAGE_CODES = new Set(["ENOSPC", "EDQUOT", "EROFS", "EIO", "EACCES", "EPERM", "EMFILE"]);
+
+/** Whether `error` is the file system refusing an operation (not a bug of ours). */
+export function isStorageFault(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return (typeof code === "string" && STORAGE_CODES.has(code)) ||
+    error instanceof Deno.errors.PermissionDenied;
+}
+
+/**
+ * 503: the disk refused a write (full, read-only…), so nothing was changed.
+ * Says what could not be done and the system's words for why (which name
+ * the file), with `Retry-After`.
+ */
+export class MailStorageError extends MailError {
+  /**
+   * Creates a `MailStorageError`.
+   *
+   * @param what What could not be done, e.g. `record the claim of lark_x`.
+   * @param cause The file system error.
+   * @param where The mailbox it happened in (named when the error does not name a path).
+   */
+  constructor(what: string, cause: unknown, where?: string) {
+    let reason = cause instanceof Error ? cause.message : String(cause);
+    if (where && !reason.includes("/")) reason += ` in ${where}`;
+    super(
+      `could not ${what}: ${reason}; nothing was changed. Free disk space or make the ` +
+        `mailbox writable, then retry`,
+      { status: 503, retryAfterS: 5, cause, extra: { storage_error: reason } },
+    );
+    this.name = "MailStorageError";
+  }
+}
+
+/** 503: the mailbox is still being indexed, so the answer is not known yet. */
+export class MailIndexingError extends MailError {
+  /**
+   * Creates a `MailIndexingError`.
+   *
+   * @param progress Mails indexed so far, and the folders still to do.
+   */
+  constructor(progress: { indexed: number; pending: string[] }) {
+    super(
+      `the mailbox is being indexed (${progress.indexed} mails so far; still reading ` +
+        `${progress.pending.join(", ")}); retry in a moment`,
+      { status: 503, retryAfterS: 1, extra: { indexing: progress } },
+    );
+    this.name = "MailIndexingError";
   }
 }

@@ -1,9 +1,10 @@
+import type { RequestContext } from "../http/mod.ts";
 import type { DaemonExtension, ExtensionContext } from "../service/extension.ts";
 import { loadMailSettings } from "./config.ts";
 import type { MailService, MailServiceOptions } from "./service.ts";
 
 /** The paths of the mail API (`/api/v1/inbound|outbound|messages…`), as `http_api.ts` serves them. */
-const MAIL_ROUTES = /^\/api\/v1\/(inbound|outbound|messages)(\/|$)/;
+const MAIL_ROUTES = /^\/api\/v1\/(inbound|outbound|messages|events)(\/|$)/;
 
 /**
  * The mail service as the daemon hosts it: the HTTP API in front of a
@@ -19,7 +20,9 @@ export class MailExtension implements DaemonExtension {
   readonly name = "mail";
   readonly #options: MailServiceOptions;
   #service: MailService | null = null;
-  #handle: ((request: Request, url: URL) => Promise<Response | null>) | null = null;
+  #handle:
+    | ((request: Request, url: URL, context: RequestContext) => Promise<Response | null>)
+    | null = null;
 
   /**
    * Creates a `MailExtension`.
@@ -62,7 +65,7 @@ export class MailExtension implements DaemonExtension {
     const service = new MailService(this.#options);
     await service.start(context);
     this.#service = service;
-    this.#handle = (request, url) => handleMailRequest(service, request, url);
+    this.#handle = (request, url, context) => handleMailRequest(service, request, url, context);
   }
 
   /** Whether `url` is a mail API path (those requests wait for `start`). */
@@ -70,9 +73,13 @@ export class MailExtension implements DaemonExtension {
     return MAIL_ROUTES.test(url.pathname);
   }
 
-  /** Answers `/api/v1/inbound|outbound|messages…`; `null` for anything else (or before start). */
-  handle(request: Request, url: URL): Promise<Response | null> {
-    return this.#handle?.(request, url) ?? Promise.resolve(null);
+  /**
+   * Answers `/api/v1/inbound|outbound|messages|events…`; `null` for anything
+   * else (or before start). An event stream ends once the token it was
+   * opened with is rotated.
+   */
+  handle(request: Request, url: URL, context: RequestContext): Promise<Response | null> {
+    return this.#handle?.(request, url, context) ?? Promise.resolve(null);
   }
 
   /** `/health` additions: the mailbox path and the metrics (nothing before start). */

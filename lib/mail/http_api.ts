@@ -1,53 +1,88 @@
 import { jsonResponse, methodNotAllowed } from "../http/mod.ts";
 import { MailError, MailValidationError } from "./errors.ts";
+import { eventStreamResponse } from "./http_events.ts";
 import { MAIL_STATUSES, type MailStatus } from "./mailbox.ts";
 import type { MailListFilter, MailService } from "./service.ts";
 import {
   readJsonBody,
   validateAgent,
+  validateClaimNext,
   validateFailure,
   validateInbound,
   validateMailId,
   validateOutbound,
   validateProvider,
+  validatePrune,
   validateTimeout,
 } from "./validate.ts";
 
 const PREFIX = "/api/v1/";
 
+/** Per-mail actions: `POST /api/v1/messages/<id>/<action>`. */
+const ACTIONS = new Set(["claim", "complete", "fail", "release", "requeue"]);
+
 /**
  * The mail service's HTTP API. Answers
  *
  * - `POST /api/v1/inbound/<provider>` → 202 `{accepted, pending_key}`
- * - `GET /api/v1/messages?status=&provider=&direction=&limit=` → `{messages, count}`
+ * - `GET /api/v1/messages?status=&provider=&direction=&session_id=&order=&limit=&cursor=`
+ *   → `{messages, count, next_cursor?}`
  * - `GET /api/v1/messages/<id>` → the mail
- * - `POST /api/v1/messages/<id>/claim|complete|fail`
+ * - `POST /api/v1/messages/claim-next` → 200 the mail and its `claim`, or 204
+ * - `POST /api/v1/messages/<id>/claim|complete|fail|release|requeue`
+ * - `POST /api/v1/messages/prune` → `{pruned, done, dead, before, dry_run}`
  * - `POST /api/v1/outbound/<provider>` → 202 `{queued, id}`
+ * - `GET /api/v1/events` → Server-Sent Events
  *
  * and returns `null` for every other path. Errors are JSON
- * `{error, field?}` with 400, 403, 404, 405, 409, 413 or 503.
+ * `{error, field?, …}` with 400, 403, 404, 405, 409, 413 or 503 (with
+ * `Retry-After`).
  */
 export async function handleMailRequest(
   service: MailService,
   request: Request,
   url: URL,
+  context?: { stillAuthenticated: () => boolean },
 ): Promise<Response | null> {
   if (!url.pathname.startsWith(PREFIX)) return null;
   const parts = url.pathname.slice(PREFIX.length).split("/");
   const area = parts[0];
-  if (area !== "inbound" && area !== "outbound" && area !== "messages") return null;
   try {
-    if (area === "inbound") return await inbound(service, request, parts);
-    if (area === "outbound") return await outbound(service, request, parts);
-    return await messages(service, request, url, parts);
+    switch (area) {
+      case "inbound":
+        return await inbound(service, request, parts);
+      case "outbound":
+        return await outbound(service, request, parts);
+      case "messages":
+        return await messages(service, request, url, parts);
+      case "events":
+        if (parts.length !== 1) return notFound(url.pathname);
+        if (request.method !== "GET") return methodNotAllowed(request.method, "GET");
+        return eventStreamResponse(service.events, request, url, {
+          heartbeatMs: service.settings.eventsHeartbeatMs,
+          stillAuthorized: context?.stillAuthenticated,
+        });
+      default:
+        return null;
+    }
   } catch (error) {
-    if (error instanceof MailError) return jsonResponse(error.toJson(), error.status);
+    if (error instanceof MailError) {
+      await request.body?.cancel().catch(() => {});
+      const headers: Record<string, string> = error.retryAfterS === undefined
+        ? {}
+        : { "retry-after": String(error.retryAfterS) };
+      return jsonResponse(error.toJson(), error.status, headers);
+    }
     throw error;
   }
 }
 
 function notFound(path: string): Response {
   return jsonResponse({ error: `not found: ${path}` }, 404);
+}
+
+function stopping(): Response {
+  return jsonResponse({ error: "courier is stopping; retry shortly" }, 503, { "retry-after": "1" });
 }
 
 /**
@@ -63,7 +98,7 @@ async function postedJson(
   if (request.method !== "POST") return methodNotAllowed(request.method, "POST");
   if (service.isDraining) {
     await request.body?.cancel().catch(() => {});
-    return jsonResponse({ error: "courier is stopping; retry shortly" }, 503);
+    return stopping();
   }
   const provider = validateProvider(parts[1]);
   return { provider, body: await readJsonBody(request, service.settings.maxBodyBytes) };
@@ -88,26 +123,38 @@ async function outbound(
 
 function listFilter(url: URL): MailListFilter {
   const filter: MailListFilter = {};
-  const status = url.searchParams.get("status");
-  if (status !== null && status !== "") {
-    if (!(MAIL_STATUSES as readonly string[]).includes(status)) {
+  const query = url.searchParams;
+  const status = query.getAll("status").flatMap((s) => s.split(",")).map((s) => s.trim())
+    .filter(Boolean);
+  if (status.length > 0) {
+    const bad = status.find((s) => !(MAIL_STATUSES as readonly string[]).includes(s));
+    if (bad !== undefined) {
       throw new MailValidationError(
         "status",
-        `"status" must be one of ${MAIL_STATUSES.join(", ")}`,
+        `"status" must be one or more of ${MAIL_STATUSES.join(", ")} (comma-separated)`,
       );
     }
-    filter.status = status as MailStatus;
+    filter.status = [...new Set(status)] as MailStatus[];
   }
-  const provider = url.searchParams.get("provider");
+  const provider = query.get("provider");
   if (provider !== null && provider !== "") filter.provider = validateProvider(provider);
-  const direction = url.searchParams.get("direction");
+  const direction = query.get("direction");
   if (direction !== null && direction !== "") {
     if (direction !== "inbound" && direction !== "outbound") {
       throw new MailValidationError("direction", `"direction" must be inbound or outbound`);
     }
     filter.direction = direction;
   }
-  const limit = url.searchParams.get("limit");
+  const session = query.get("session_id");
+  if (session !== null && session !== "") filter.session_id = session;
+  const order = query.get("order");
+  if (order !== null && order !== "") {
+    if (order !== "oldest" && order !== "newest") {
+      throw new MailValidationError("order", `"order" must be oldest or newest`);
+    }
+    filter.order = order;
+  }
+  const limit = query.get("limit");
   if (limit !== null && limit !== "") {
     const n = /^\d+$/.test(limit) ? Number(limit) : NaN;
     if (!Number.isInteger(n) || n < 1 || n > 100_000) {
@@ -115,6 +162,8 @@ function listFilter(url: URL): MailListFilter {
     }
     filter.limit = n;
   }
+  const cursor = query.get("cursor");
+  if (cursor !== null && cursor !== "") filter.cursor = cursor;
   return filter;
 }
 
@@ -126,30 +175,40 @@ async function messages(
 ): Promise<Response> {
   if (parts.length === 1 || (parts.length === 2 && parts[1] === "")) {
     if (request.method !== "GET") return methodNotAllowed(request.method, "GET");
-    const list = service.list(listFilter(url));
-    return jsonResponse({ messages: list, count: list.length });
+    return jsonResponse(await service.list(listFilter(url)));
+  }
+  if (parts.length === 2 && (parts[1] === "claim-next" || parts[1] === "prune")) {
+    if (request.method !== "POST") return methodNotAllowed(request.method, "POST");
+    const body = await readJsonBody(request, service.settings.maxBodyBytes);
+    if (parts[1] === "prune") return jsonResponse(await service.prune(validatePrune(body)));
+    if (service.isDraining) return stopping();
+    const input = validateClaimNext(body);
+    const claimed = await service.claimNext({ ...input, signal: request.signal });
+    return claimed ? jsonResponse(claimed) : new Response(null, { status: 204 });
   }
   const id = validateMailId(parts[1]);
   if (parts.length === 2) {
     if (request.method !== "GET") return methodNotAllowed(request.method, "GET");
     return jsonResponse(await service.show(id));
   }
-  if (parts.length !== 3) return notFound(url.pathname);
-  const action = parts[2];
-  if (action !== "claim" && action !== "complete" && action !== "fail") {
-    return notFound(url.pathname);
-  }
+  if (parts.length !== 3 || !ACTIONS.has(parts[2])) return notFound(url.pathname);
   if (request.method !== "POST") return methodNotAllowed(request.method, "POST");
+  if (parts[2] === "requeue") {
+    await request.body?.cancel().catch(() => {}); // takes no body
+    return jsonResponse(await service.requeue(id));
+  }
   const body = await readJsonBody(request, service.settings.maxBodyBytes);
-  const agent = validateAgent(body);
-  switch (action) {
+  switch (parts[2]) {
     case "claim": {
+      const agent = validateAgent(body);
       const timeoutS = validateTimeout(body, service.settings.claimTimeoutS);
       return jsonResponse(await service.claim(id, agent, { timeoutS }));
     }
+    case "release":
+      return jsonResponse(await service.release(id, validateAgent(body)));
     case "complete":
-      return jsonResponse(await service.complete(id, agent));
-    case "fail":
-      return jsonResponse(await service.fail(id, agent, validateFailure(body)));
+      return jsonResponse(await service.complete(id, validateAgent(body)));
+    default:
+      return jsonResponse(await service.fail(id, validateAgent(body), validateFailure(body)));
   }
 }

@@ -44,35 +44,70 @@ interface QueuedAppend {
 
 const encoder = new TextEncoder();
 
+/** What {@link readJournal} found. */
+export interface JournalRead {
+  /** The records, in file order (cancelled ones left out). */
+  records: JournalRecord[];
+  /**
+   * Lines that end in a newline yet are not records: damage, since every
+   * acknowledged record is a whole line. Callers keep the file for inspection.
+   */
+  corrupt: number;
+}
+
+function isRecord(value: unknown): value is JournalRecord {
+  const record = value as JournalRecord;
+  return typeof record?.key === "string" && typeof record.provider === "string" &&
+    typeof record.session?.id === "string" && typeof record.message?.text === "string" &&
+    typeof record.message.sender?.id === "string";
+}
+
 /**
  * Reads the records of a journal file. A torn last line (the process was
- * killed mid-write) and any line that is not a record are skipped: such a
- * line was never acknowledged, because acknowledgement waits for the fsync.
+ * killed mid-write) is skipped: it was never acknowledged, because
+ * acknowledgement waits for the fsync of the whole line. Records named by a
+ * `{"cancel": [keys]}` line were never acknowledged either (their write
+ * failed) and are left out. Any other line that is not a record is counted
+ * in `corrupt`.
  */
-export async function readJournal(path: string): Promise<JournalRecord[]> {
+export async function readJournal(path: string): Promise<JournalRead> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return [];
+    if (error instanceof Deno.errors.NotFound) return { records: [], corrupt: 0 };
     throw error;
   }
   const records: JournalRecord[] = [];
-  for (const line of text.split("\n")) {
+  const cancelled = new Set<string>();
+  let corrupt = 0;
+  // A line cut short by a failed write is followed by the line cancelling it: not damage.
+  let unexplained = 0;
+  const lines = text.split("\n");
+  lines.pop(); // "" when the file ends with a newline, else a torn tail: never acknowledged
+  for (const line of lines) {
     if (line.trim() === "") continue;
+    let value: unknown;
     try {
-      const record = JSON.parse(line) as JournalRecord;
-      if (
-        typeof record?.key === "string" && typeof record.provider === "string" &&
-        typeof record.session?.id === "string" && typeof record.message?.text === "string"
-      ) {
-        records.push(record);
-      }
+      value = JSON.parse(line);
     } catch {
-      // torn or foreign line: never acknowledged
+      corrupt += unexplained;
+      unexplained = 1;
+      continue;
     }
+    const cancel = (value as { cancel?: unknown })?.cancel;
+    if (Array.isArray(cancel)) {
+      for (const key of cancel) if (typeof key === "string") cancelled.add(key);
+      unexplained = 0;
+      continue;
+    }
+    corrupt += unexplained;
+    unexplained = 0;
+    if (isRecord(value)) records.push(value);
+    else corrupt++;
   }
-  return records;
+  corrupt += unexplained;
+  return { records: records.filter((r) => !cancelled.has(r.key)), corrupt };
 }
 
 /**
@@ -100,6 +135,7 @@ export class PendingJournal {
   #broken: unknown = null;
   #closed = false;
   #tornTail = false;
+  #cancel: string[] = [];
   #commits = 0;
 
   private constructor(path: string, file: Deno.FsFile, options: JournalOptions) {
@@ -112,19 +148,31 @@ export class PendingJournal {
    * Opens the journal at `path`, keeping only `carry` (records of the last
    * run not yet in a mail, which stay live until released): the file is
    * replaced atomically, so a crash here leaves the old journal in place.
+   * When the disk refuses the new file (full), the old one is kept and
+   * appended to: it holds the carried records already.
    */
   static async open(
     path: string,
     options: JournalOptions & { carry?: JournalRecord[] } = {},
   ): Promise<PendingJournal> {
     const lines = (options.carry ?? []).map((record) => JSON.stringify(record) + "\n");
-    await writeFileAtomic(path, lines.join(""), { mode: 0o600 });
+    let size = 0, tornTail = false;
+    try {
+      await writeFileAtomic(path, lines.join(""), { mode: 0o600 });
+      for (const line of lines) size += encoder.encode(line).length;
+    } catch (error) {
+      const old = await Deno.readFile(path).catch(() => null);
+      if (old === null) throw error;
+      size = old.length;
+      tornTail = size > 0 && old[size - 1] !== 10;
+    }
     const file = await Deno.open(path, { append: true });
     const journal = new PendingJournal(path, file, options);
+    journal.#size = size;
+    journal.#tornTail = tornTail;
     (options.carry ?? []).forEach((record, i) => {
       journal.#live.set(record.key, lines[i]);
       journal.#liveBytes += lines[i].length;
-      journal.#size += encoder.encode(lines[i]).length;
     });
     return journal;
   }
@@ -238,19 +286,22 @@ export class PendingJournal {
       for (const item of batch) item.reject(new JournalClosedError("the journal failed"));
       return;
     }
-    // After a failed write a partial line may end the file: start on a fresh line
-    // so the next record is not glued to it.
-    const text = (this.#tornTail ? "\n" : "") + batch.map((b) => b.line).join("");
+    // Records of an earlier failed write that may still be in the file are
+    // cancelled in the same write (and fsync) as the next records, so a
+    // replay never sees both them and a sender's retry of them.
+    const cancel = this.#cancel.length > 0 ? JSON.stringify({ cancel: this.#cancel }) + "\n" : "";
+    const text = (this.#tornTail ? "\n" : "") + cancel + batch.map((b) => b.line).join("");
     const bytes = encoder.encode(text);
     try {
       await writeAll(this.#file, bytes);
       await this.#file.syncData();
     } catch (error) {
-      this.#tornTail = true;
       for (const item of batch) item.reject(error);
+      await this.#undo(batch);
       return;
     }
     this.#tornTail = false;
+    this.#cancel = [];
     this.#commits++;
     this.#size += bytes.length;
     for (const item of batch) {
@@ -260,13 +311,31 @@ export class PendingJournal {
     }
   }
 
+  /**
+   * After a failed write, cuts the file back to its last good size, so no
+   * part of the failed records stays; when even that fails, the next write
+   * cancels them.
+   */
+  async #undo(batch: QueuedAppend[]): Promise<void> {
+    try {
+      await this.#file.truncate(this.#size);
+      await this.#file.syncData();
+      this.#tornTail = false;
+    } catch {
+      this.#tornTail = true;
+      for (const item of batch) this.#cancel.push(item.record.key);
+    }
+  }
+
   async #maintain(): Promise<void> {
     try {
       if (this.#live.size === 0) {
-        if (this.#size === 0) return;
+        if (this.#size === 0 && !this.#tornTail) return;
         await this.#file.truncate(0);
         await this.#file.syncData();
         this.#size = 0;
+        this.#tornTail = false;
+        this.#cancel = [];
         return;
       }
       if (this.#size <= this.#compactBytes || this.#liveBytes * 2 >= this.#size) return;
@@ -284,6 +353,8 @@ export class PendingJournal {
       this.#file.close();
       this.#file = file;
       this.#size = encoder.encode(text).length;
+      this.#tornTail = false;
+      this.#cancel = [];
     } catch (error) {
       // Appending to the replaced file would lose records: stop.
       this.#broken = error;

@@ -1,4 +1,5 @@
 import { parse, stringify } from "yaml";
+import { parseFrontMatterFast } from "./front_matter.ts";
 
 /** Who sent a message. */
 export interface MailSender {
@@ -71,6 +72,20 @@ export interface MailDelivery {
   dead_at?: string;
   /** Why it was dead-lettered. */
   dead_reason?: string;
+  /** Each time it was requeued from the dead letters: when, and what it had been through. */
+  requeued?: MailRequeue[];
+}
+
+/** A requeue of a dead mail (`POST /api/v1/messages/<id>/requeue`). */
+export interface MailRequeue {
+  /** When it was requeued. ISO 8601. */
+  at: string;
+  /** Its failed attempts before (they start again from 0). */
+  attempts: number;
+  /** Why it had been dead-lettered. */
+  dead_reason?: string;
+  /** When it had been dead-lettered. */
+  dead_at?: string;
 }
 
 /** A mail's YAML front matter. */
@@ -148,9 +163,15 @@ export function parseMail(text: string): MailDocument {
   if (!text.startsWith("---\n")) throw new MailFormatError("missing front matter");
   const end = text.indexOf("\n---\n", 3);
   if (end < 0) throw new MailFormatError("unterminated front matter");
+  const yamlText = text.slice(4, end + 1);
   let value: unknown;
   try {
-    value = parse(text.slice(4, end + 1));
+    value = parseFrontMatterFast(yamlText); // what the renderer writes, ten times faster
+  } catch {
+    value = undefined;
+  }
+  try {
+    value ??= parse(yamlText);
   } catch (error) {
     throw new MailFormatError(`invalid YAML front matter: ${(error as Error).message}`, {
       cause: error,

@@ -38,12 +38,16 @@ export interface MailboxLayout {
   deadletterDir: string;
   /** `.state/`: claims and the pending journal. */
   stateDir: string;
-  /** `.state/locks.json`: the claim table. */
+  /** `.state/locks.json`: the claim table (as of its last compaction). */
   locksFile: string;
+  /** `.state/claims.jsonl`: changes to the claim table since `locks.json` was written. */
+  claimsLogFile: string;
   /** `.state/pending.jsonl`: acknowledged messages not yet folded into a mail. */
   journalFile: string;
   /** `.state/index.json`: a cache of the mail index, so a start need not parse every mail. */
   indexFile: string;
+  /** `.corrupt/`: unreadable mail files, moved out of the mailbox for inspection. */
+  corruptDir: string;
 }
 
 /** The mailbox layout of the courier home rooted at `homeRoot`. Touches nothing on disk. */
@@ -58,8 +62,10 @@ export function mailboxLayout(homeRoot: string): MailboxLayout {
     deadletterDir: join(root, ".deadletter"),
     stateDir,
     locksFile: join(stateDir, "locks.json"),
+    claimsLogFile: join(stateDir, "claims.jsonl"),
     journalFile: join(stateDir, "pending.jsonl"),
     indexFile: join(stateDir, "index.json"),
+    corruptDir: join(root, ".corrupt"),
   };
 }
 

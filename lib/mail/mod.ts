@@ -18,18 +18,36 @@
  *
  * @module
  */
+export * from "./append_log.ts";
+export * from "./claim_expiry.ts";
+export * from "./claiming.ts";
 export * from "./claims.ts";
 export * from "./client.ts";
 export * from "./config.ts";
+export * from "./context.ts";
 export * from "./debounce.ts";
+export * from "./dedup.ts";
 export * from "./errors.ts";
+export * from "./events.ts";
 export * from "./extension.ts";
+export * from "./front_matter.ts";
 export * from "./http_api.ts";
+export * from "./http_events.ts";
+export * from "./index_cache.ts";
+export * from "./index_keeper.ts";
+export * from "./indexer.ts";
+export * from "./intake.ts";
 export * from "./journal.ts";
+export * from "./listing.ts";
+export * from "./mail_index.ts";
 export * from "./mailbox.ts";
 export * from "./mail_file.ts";
 export * from "./outbound.ts";
+export * from "./outcomes.ts";
+export * from "./retention.ts";
 export * from "./retry.ts";
 export * from "./service.ts";
+export * from "./sorted_list.ts";
 export * from "./store.ts";
+export * from "./timers.ts";
 export * from "./validate.ts";

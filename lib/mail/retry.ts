@@ -1,6 +1,3 @@
-/** Failed attempts after which a mail is dead-lettered. */
-export const MAX_ATTEMPTS = 3;
-
 /** Backoff settings. */
 export interface BackoffOptions {
   /** Delay after the first failure (ms, default 1000). */

@@ -322,3 +322,95 @@ export function validateFailure(
   }
   return { reason, retryable };
 }
+
+/** A validated claim-next request. */
+export interface ClaimNextInput {
+  /** The agent claiming. */
+  agentId: string;
+  /** Only this provider's mails. */
+  provider?: string;
+  /** Only this conversation's mails. */
+  sessionId?: string;
+  /** The claim's length in seconds (default: the daemon's). */
+  timeoutS?: number;
+  /** Seconds to wait for a claimable mail (0 to 60, default 0). */
+  waitS: number;
+}
+
+/**
+ * Validates `POST /api/v1/messages/claim-next`:
+ * `{agent_id, provider?, session_id?, direction?, wait_s?, timeout?}`.
+ * Only inbound mails are claimed, so `direction` may only be `inbound`.
+ *
+ * @throws {MailValidationError} naming the first bad field.
+ */
+export function validateClaimNext(body: Record<string, unknown>): ClaimNextInput {
+  const input: ClaimNextInput = { agentId: validateAgent(body), waitS: 0 };
+  const provider = stringField(body, "provider", { required: false, max: 64 });
+  if (provider !== undefined) input.provider = validateProvider(provider);
+  const session = stringField(body, "session_id", { required: false, max: 512, allowNumber: true });
+  if (session !== undefined) input.sessionId = session;
+  const direction = stringField(body, "direction", { required: false });
+  if (direction !== undefined && direction !== "inbound") {
+    throw new MailValidationError(
+      "direction",
+      direction === "outbound"
+        ? `"direction" outbound: courier delivers outbound mail itself; agents claim inbound mail`
+        : `"direction" must be inbound`,
+    );
+  }
+  const wait = body.wait_s;
+  if (wait !== undefined && wait !== null) {
+    if (typeof wait !== "number" || !Number.isFinite(wait) || wait < 0 || wait > 60) {
+      throw new MailValidationError("wait_s", `"wait_s" must be a number of seconds from 0 to 60`);
+    }
+    input.waitS = wait;
+  }
+  if (body.timeout !== undefined && body.timeout !== null) {
+    input.timeoutS = validateTimeout(body, 0);
+  }
+  return input;
+}
+
+/** A validated prune request. */
+export interface PruneInput {
+  /** Mails finished longer ago than this (ms). */
+  olderThanMs: number;
+  /** Which final statuses. */
+  statuses: ("done" | "dead")[];
+  /** Only count. */
+  dryRun: boolean;
+}
+
+/**
+ * Validates `POST /api/v1/messages/prune`:
+ * `{older_than_s, status?: "done" | "dead" | ["done", "dead"], dry_run?}`.
+ *
+ * @throws {MailValidationError} naming the first bad field.
+ */
+export function validatePrune(body: Record<string, unknown>): PruneInput {
+  const older = body.older_than_s;
+  if (typeof older !== "number" || !Number.isFinite(older) || older < 0) {
+    throw new MailValidationError(
+      "older_than_s",
+      `"older_than_s" is required: a number of seconds (0 or more) since the mails finished`,
+    );
+  }
+  const raw = body.status ?? ["done", "dead"];
+  const list = Array.isArray(raw) ? raw : [raw];
+  if (list.length === 0 || list.some((s) => s !== "done" && s !== "dead")) {
+    throw new MailValidationError(
+      "status",
+      `"status" must be "done", "dead" or both: only finished mails are pruned`,
+    );
+  }
+  const dryRun = body.dry_run ?? false;
+  if (typeof dryRun !== "boolean") {
+    throw new MailValidationError("dry_run", `"dry_run" must be true or false`);
+  }
+  return {
+    olderThanMs: older * 1000,
+    statuses: [...new Set(list)] as ("done" | "dead")[],
+    dryRun,
+  };
+}

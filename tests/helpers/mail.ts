@@ -34,8 +34,10 @@ export class FakeClock {
 export interface Reply {
   /** HTTP status. */
   status: number;
-  /** Parsed JSON body. */
+  /** Parsed JSON body (`{}` for an empty one). */
   body: Record<string, unknown>;
+  /** The response headers. */
+  headers: Headers;
 }
 
 /** Options of {@link withMail}. */
@@ -52,6 +54,10 @@ export interface MailHarnessOptions {
   service?: Omit<MailServiceOptions, "settings" | "now">;
   /** `start` options (as the daemon passes them). */
   startOptions?: Record<string, string | number | boolean | undefined>;
+  /** Do not wait for the mailbox to be indexed after each start. */
+  noIndexWait?: boolean;
+  /** Receives the service's log lines (`level message`). */
+  log?: string[];
 }
 
 /** A started mail service on a temporary home. */
@@ -88,17 +94,30 @@ export class MailHarness {
       settings: this.#options.settings,
       now: this.clock?.now,
     });
+    const lines = this.#options.log;
     await service.start({
       layout: homeLayout(this.home),
-      log: nullLogger(),
+      log: lines
+        ? {
+          info: (m) => lines.push(`info ${m}`),
+          warn: (m) => lines.push(`warn ${m}`),
+          error: (m) => lines.push(`error ${m}`),
+          close() {},
+        }
+        : nullLogger(),
       options: this.#options.startOptions ?? {},
     });
+    if (!this.#options.noIndexWait) await service.indexed();
     return service;
   }
 
-  /** Stops the service and starts a fresh one on the same home (a clean restart). */
-  async restart(): Promise<void> {
+  /**
+   * Stops the service and starts a fresh one on the same home (a clean
+   * restart); `between` runs while it is stopped (to damage files).
+   */
+  async restart(between?: () => Promise<void>): Promise<void> {
     await this.service.stop();
+    await between?.();
     this.service = await this.#start();
   }
 
@@ -111,8 +130,13 @@ export class MailHarness {
       init.headers = { "content-type": "application/json" };
     }
     const response = await handleMailRequest(this.service, new Request(url, init), url);
-    if (!response) return { status: 0, body: {} };
-    return { status: response.status, body: await response.json() };
+    if (!response) return { status: 0, body: {}, headers: new Headers() };
+    const text = await response.text();
+    return {
+      status: response.status,
+      body: text === "" ? {} : JSON.parse(text),
+      headers: response.headers,
+    };
   }
 
   /** POSTs `body` to `path`. */
@@ -123,6 +147,21 @@ export class MailHarness {
   /** GETs `path`. */
   get(path: string): Promise<Reply> {
     return this.request("GET", path);
+  }
+
+  /**
+   * Posts one message in a conversation of its own, folds it into a mail
+   * and returns the new mail's id.
+   */
+  async newMail(text: string, extra: Record<string, unknown> = {}): Promise<string> {
+    await this.post(
+      "/api/v1/inbound/lark",
+      inbound({ text, session_id: crypto.randomUUID(), ...extra }),
+    );
+    await this.service.flushPending();
+    const list = await this.get("/api/v1/messages?status=new");
+    return (list.body.messages as { id: string; preview: string }[])
+      .find((m) => m.preview === text)!.id;
   }
 
   /** The mails in `location` (every provider), oldest file first. */
@@ -201,4 +240,52 @@ export async function eventually(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${options.what ?? "it"}`);
     await sleep(10);
   }
+}
+
+/** A local webhook receiver (see {@link webhookReceiver}). */
+export interface Receiver {
+  /** Where to POST. */
+  url: string;
+  /** What was POSTed, in order. */
+  posts: { headers: Headers; body: Record<string, unknown> }[];
+  /** Stops it. */
+  close(): Promise<void>;
+}
+
+/**
+ * A local webhook receiver answering with `statuses` in turn (the last one
+ * repeats); a status of 0 never answers (until the receiver closes).
+ */
+export function webhookReceiver(statuses: number[]): Receiver {
+  const posts: Receiver["posts"] = [];
+  const { promise: closing, resolve: release } = Promise.withResolvers<void>();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      posts.push({ headers: request.headers, body: await request.json() });
+      const status = statuses[Math.min(posts.length - 1, statuses.length - 1)];
+      if (status === 0) {
+        await closing;
+        return new Response("gone", { status: 503 });
+      }
+      return new Response(status >= 400 ? "receiver says no" : "ok", { status });
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/hook`,
+    posts,
+    close: () => {
+      release();
+      return server.shutdown();
+    },
+  };
+}
+
+/** A deterministic pseudo-random source in [0, 1) (so a failure can be replayed). */
+export function seededRandom(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
 }
