@@ -479,8 +479,12 @@ Deno.test("logs keep no token, no secret from config.json, no message text; env:
       await after.body?.cancel();
       assert.equal((await h.run(["stop"])).code, 0);
       const log = await Deno.readTextFile(homeLayout(h.home).logFile);
-      assert.match(log, /delivering \S+ failed \(HTTP 500\)/, "the failure is logged…");
-      assert.match(log, /delivered \S+ to http:\/\/127\.0\.0\.1:\d+\n/, "…and the delivery");
+      assert.match(
+        log,
+        /delivering \S+ failed \(attempt \d+ of \d+: HTTP 500\)/,
+        "the failure is logged…",
+      );
+      assert.match(log, /delivered \S+ via webhook \(provider \S+\)\n/, "…and the delivery");
       assert.match(log, /sent too many wrong API tokens/);
       for (
         const secret of [

@@ -112,7 +112,8 @@ Deno.test("events: a real daemon streams the life of mails; a client follows it 
     })();
     try {
       await eventually(async () =>
-        ((await apiGet(d, "/health")).body.metrics as { event_clients: number }).event_clients === 1
+        ((await apiGet(d, "/health")).body.metrics as { event_clients: number } | undefined)
+          ?.event_clients === 1
       );
       await apiPost(d, "/api/v1/inbound/lark", inbound({ text: "watch me" }));
       const claimed = await client.claimNext("agent", { waitS: 10 });
@@ -129,8 +130,8 @@ Deno.test("events: a real daemon streams the life of mails; a client follows it 
       const again = await startDaemon(h, ["--debounce-window", "20", "--debounce-max-wait", "50"]);
       await eventually(
         async () =>
-          ((await apiGet(again, "/health")).body.metrics as { event_clients: number })
-            .event_clients === 1,
+          ((await apiGet(again, "/health")).body.metrics as { event_clients: number } | undefined)
+            ?.event_clients === 1,
         {
           timeoutMs: 20_000,
           what: "the client to reconnect",

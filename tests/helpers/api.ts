@@ -77,7 +77,31 @@ export async function startDaemon(home: TestHome, args: string[] = []): Promise<
   const port = await leaseTestPort();
   const started = await home.run(["start", "--port", String(port), "--json", ...args]);
   if (started.code !== 0) throw new Error(`courier start failed: ${started.stderr}`);
-  return { home, port, url: `http://127.0.0.1:${port}`, pid: json<{ pid: number }>(started).pid };
+  const daemon = {
+    home,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    pid: json<{ pid: number }>(started).pid,
+  };
+  await mailRunning(daemon);
+  return daemon;
+}
+
+/**
+ * Waits until the daemon's mail service runs (it starts after the daemon
+ * is ready): from then on `/health` has the mail metrics tests read.
+ */
+export async function mailRunning(daemon: TestDaemon): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    const health = await (await apiFetch(daemon, "/health")).json();
+    const state = health.services?.mail?.state;
+    if (state === "running") return;
+    if (state === "failed") {
+      throw new Error(`the mail service failed: ${health.services.mail.error}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error("the mail service did not start within 10 s");
 }
 
 /** Stops the daemon of `home` (asserting a clean stop). */
