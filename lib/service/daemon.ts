@@ -1,13 +1,14 @@
 import { CourierError, HomePermissionError } from "../errors/mod.ts";
 import { ensureHome, type HomeLayout, homeLayout } from "../home/mod.ts";
 import { type Logger, openLogger } from "../log/mod.ts";
-import { findPortHolder } from "../net/mod.ts";
 import { readProcessIdentity } from "../proc/mod.ts";
 import { VERSION } from "../version/mod.ts";
 import { defaultExtensions } from "./default_extensions.ts";
-import { AlreadyRunningError, PortInUseError } from "./errors.ts";
+import { AlreadyRunningError } from "./errors.ts";
 import type { DaemonExtension } from "./extension.ts";
 import { createHandler } from "./http_app.ts";
+import { listenHttp } from "./http_listen.ts";
+import type { CourierHttpServer } from "./http_server.ts";
 import { instanceLockHolder, tryAcquireInstanceLock } from "./instance_lock.ts";
 import { assertPortAvailable } from "./port_check.ts";
 import type { ReadinessReporter } from "./readiness.ts";
@@ -130,7 +131,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
 
   let extensions: DaemonExtension[] = [];
   let state: DaemonState | null = null;
-  let server: Deno.HttpServer<Deno.NetAddr> | null = null;
+  let server: CourierHttpServer | null = null;
   let releasePort: (() => Promise<void>) | null = null;
   const started: DaemonExtension[] = [];
   let pidFileWritten = false;
@@ -166,14 +167,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       extensions,
       onError: (error) => log.error(`request failed: ${errorText(error)}`),
     });
-    try {
-      server = Deno.serve({ hostname: host, port, onListen() {} }, handler);
-    } catch (error) {
-      if (error instanceof Deno.errors.AddrInUse) {
-        throw new PortInUseError(port, await findPortHolder(port));
-      }
-      throw error;
-    }
+    server = await listenHttp({ host, port, handler, layout, log });
 
     const identity = await readProcessIdentity(Deno.pid);
     if (!identity) throw new CourierError("cannot read this process's identity from the system");

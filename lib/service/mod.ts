@@ -20,6 +20,8 @@ export * from "./discover.ts";
 export * from "./errors.ts";
 export * from "./extension.ts";
 export * from "./http_app.ts";
+export * from "./http_listen.ts";
+export * from "./http_server.ts";
 export * from "./instance_lock.ts";
 export * from "./port_check.ts";
 export * from "./readiness.ts";
