@@ -1,3 +1,4 @@
+import { asFileSystemError } from "../errors/mod.ts";
 import { ensureHome, homeLayout, resolveHome } from "../home/mod.ts";
 import { canBind, probeAddresses } from "../net/mod.ts";
 import { type ProcessIdentity, readProcessIdentity } from "../proc/mod.ts";
@@ -487,7 +488,7 @@ export class PortAllocator {
       await this.#ready;
     } catch (error) {
       this.#ready = null;
-      throw error;
+      throw this.#userError(error);
     }
   }
 
@@ -499,6 +500,24 @@ export class PortAllocator {
    * served it, or this call tries the lock again.
    */
   async #submit(op: AllocateOp | ReleaseOp): Promise<Answer> {
+    try {
+      return await this.#serve(op);
+    } catch (error) {
+      throw this.#userError(error);
+    }
+  }
+
+  /**
+   * A full disk, a read-only file system or a missing permission, as the
+   * user-facing error that names the registry (or the path the error names);
+   * anything else as it is.
+   */
+  #userError(error: unknown): unknown {
+    return asFileSystemError(error, this.paths.registry) ?? error;
+  }
+
+  /** {@link #submit}'s work. */
+  async #serve(op: AllocateOp | ReleaseOp): Promise<Answer> {
     await this.#ensureDirs();
     const requester = await this.#selfIdentity();
     const request: QueuedRequest = {
@@ -580,7 +599,12 @@ export class PortAllocator {
    * prepare, transfer); then, the lock let go, starts its `sync`.
    */
   async #locked<R extends { sync?: RegistrySync | null }>(fn: () => Promise<R>): Promise<R> {
-    const result = await withFileLock(this.paths.lock, fn, { timeoutMs: this.#lockTimeout() });
+    let result: R;
+    try {
+      result = await withFileLock(this.paths.lock, fn, { timeoutMs: this.#lockTimeout() });
+    } catch (error) {
+      throw this.#userError(error);
+    }
     this.#sync(result.sync);
     return result;
   }

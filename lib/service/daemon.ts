@@ -1,4 +1,4 @@
-import { CourierError, HomePermissionError } from "../errors/mod.ts";
+import { asFileSystemError, CourierError, HomePermissionError } from "../errors/mod.ts";
 import { ensureHome, type HomeLayout, homeLayout } from "../home/mod.ts";
 import { type Logger, openLogger } from "../log/mod.ts";
 import { readProcessIdentity } from "../proc/mod.ts";
@@ -191,7 +191,9 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
 
     await stopRequested;
     log.info(`stopping (${stopReason})`);
-  } catch (error) {
+  } catch (cause) {
+    // A full or read-only disk, or no permission, is the user's to fix: say so (exit 3).
+    const error = asFileSystemError(cause, layout.root) ?? cause;
     code = error instanceof CourierError ? error.exitCode : 1;
     log.error(`start failed: ${errorText(error)}`);
     reporter.failed(error);

@@ -81,7 +81,8 @@ export async function readPidFile(layout: HomeLayout): Promise<number | null> {
 /**
  * Creates the PID file atomically with `createNew` (O_EXCL): it fails if the
  * file exists, so two writers can never both believe they own it. The PID
- * and a newline are written and fsynced before this returns.
+ * and a newline are written and fsynced before this returns; if that fails
+ * (a full disk), the file is removed again.
  *
  * @throws {Deno.errors.AlreadyExists} when the file exists.
  */
@@ -90,9 +91,13 @@ export async function createPidFile(layout: HomeLayout, pid: number): Promise<vo
   try {
     await file.write(new TextEncoder().encode(`${pid}\n`));
     await file.syncData();
-  } finally {
+  } catch (error) {
+    // An empty PID file (a full disk) would look like a daemon that died: take it back.
     file.close();
+    await Deno.remove(layout.pidFile).catch(() => {});
+    throw error;
   }
+  file.close();
 }
 
 /**
