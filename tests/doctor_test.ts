@@ -70,9 +70,11 @@ Deno.test("doctor finds stale files, corrupt registries, a busy port and orphans
         portFinding.message,
         new RegExp(`port ${port} is already in use by PID ${Deno.pid}`),
       );
+      // Its home's status and doctor say the same: it runs, its state file is gone.
       const orphan = finding(d, "daemons").find((f) => f.message.includes(`PID ${started.pid}`))!;
       assert.equal(orphan.level, "problem");
-      assert.equal(orphan.fix, `courier stop --all --within ${orphanHome.root}`);
+      assert.match(orphan.message, /is unhealthy: .*state file .* is gone/);
+      assert.equal(orphan.fix, `courier --home ${orphanHome.root} restart`);
 
       const text = await h.run(["doctor", "--port", String(port)]);
       assert.equal(text.code, 1);

@@ -121,7 +121,9 @@ async function checkState(
         check: "state",
         level: "problem",
         message: `Courier (PID ${status.pid}) is running but unhealthy: ${status.reason}`,
-        fix: "courier restart",
+        fix: status.process_state
+          ? `kill -CONT ${status.pid}   # or: courier restart`
+          : "courier restart",
       });
       break;
     case "stale":
@@ -179,20 +181,29 @@ async function checkDaemons(root: string): Promise<Finding[]> {
   for (const daemon of daemons) {
     const status = daemon.homeDeleted
       ? null
-      : await getStatus(homeLayout(daemon.home), { health: false });
-    const named = status?.daemon?.pid === daemon.pid;
-    if (!named) {
-      findings.push({
-        check: "daemons",
-        level: "problem",
-        message: `orphaned daemon PID ${daemon.pid} (home ${daemon.home}${
-          daemon.homeDeleted ? ", deleted" : ""
-        }) is named by no state file`,
-        fix: daemon.homeDeleted
-          ? `courier stop --all   # or: kill ${daemon.pid}`
-          : `courier stop --all --within ${daemon.home}`,
-      });
+      : await getStatus(homeLayout(daemon.home), { health: false }).catch(() => null);
+    // The daemon its home's status knows (running, starting, or unhealthy there).
+    if (status?.pid === daemon.pid) {
+      if (daemon.home !== root && status.state === "unhealthy") {
+        findings.push({
+          check: "daemons",
+          level: "problem",
+          message: `Courier PID ${daemon.pid} (home ${daemon.home}) is unhealthy: ${status.reason}`,
+          fix: `courier --home ${daemon.home} restart`,
+        });
+      }
+      continue;
     }
+    findings.push({
+      check: "daemons",
+      level: "problem",
+      message: `orphaned daemon PID ${daemon.pid} (home ${daemon.home}${
+        daemon.homeDeleted ? ", deleted" : ""
+      }) is named by no state file`,
+      fix: daemon.homeDeleted
+        ? `courier stop --all   # or: kill ${daemon.pid}`
+        : `courier stop --all --within ${daemon.home}`,
+    });
   }
   const others = daemons.filter((d) => d.home !== root).length;
   if (findings.length === 0) {

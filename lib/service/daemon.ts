@@ -39,6 +39,8 @@ export interface DaemonOptions {
   extensions?: DaemonExtension[];
   /** Options passed through to the hosted services. */
   extensionOptions?: Record<string, string | number | boolean | undefined>;
+  /** The options as `start` took them, recorded in the state file for `restart`. */
+  startOptions?: Record<string, string>;
   /** Aborting it stops the daemon gracefully, as SIGTERM does (for library use). */
   signal?: AbortSignal;
   /** Takes a port lease for `port: "auto"`; returns the port and how to give it back. */
@@ -184,6 +186,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       identity,
       exe: Deno.execPath(),
       port_leased: options.port === "auto" ? true : undefined,
+      start_options: options.startOptions,
     };
     await writeDaemonState(layout, state);
     log.info(`started: listening on ${state.api_url} (home ${layout.root}, version ${VERSION})`);

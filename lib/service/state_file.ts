@@ -24,6 +24,11 @@ export interface DaemonState {
   exe: string;
   /** Whether the port was taken through a port lease (`--port auto`). */
   port_leased?: boolean;
+  /**
+   * The options it was started with, as `start` takes them (`port` may be
+   * `auto`): `restart` starts the next daemon with them unless told otherwise.
+   */
+  start_options?: Record<string, string>;
 }
 
 /** The URL a client uses to reach a server bound to `host:port`. */

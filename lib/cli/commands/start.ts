@@ -1,7 +1,6 @@
 import { UsageError } from "../../errors/mod.ts";
 import { resolveHome } from "../../home/mod.ts";
 import {
-  AlreadyRunningError,
   DEFAULT_HOST,
   DEFAULT_PORT,
   leaseDaemonPort,
@@ -63,6 +62,8 @@ interface ServeSettings {
   port: number | "auto";
   debounce: Record<string, number | undefined>;
   daemonArgs: string[];
+  /** Every serve option as resolved (port and host always), recorded for `restart`. */
+  recorded: Record<string, string>;
 }
 
 function serveSettings(values: CommandContext["values"], hint: string): ServeSettings {
@@ -87,7 +88,12 @@ function serveSettings(values: CommandContext["values"], hint: string): ServeSet
     debounce[key] = parseInteger(text, { option: `--${option}`, hint, min: 0, max: 3_600_000 });
     daemonArgs.push(`--${option}`, String(debounce[key]));
   }
-  return { host, port, debounce, daemonArgs };
+  const recorded: Record<string, string> = { host, port: String(port) };
+  for (const name of Object.keys(SERVE_OPTIONS)) {
+    const value = stringOption(values, name);
+    if (value !== undefined && !(name in recorded)) recorded[name] = value;
+  }
+  return { host, port, debounce, daemonArgs, recorded };
 }
 
 function startOptions(
@@ -114,6 +120,7 @@ async function runForeground(home: string, settings: ServeSettings, out: Output)
     port: settings.port,
     foreground: true,
     extensionOptions: settings.debounce,
+    startOptions: settings.recorded,
     leasePort: leaseDaemonPort,
     reporter: {
       ready(state) {
@@ -141,34 +148,54 @@ async function doStart(
   if (ctx.values.foreground) {
     return await runForeground(home, options.settings, ctx.out);
   }
-  try {
-    const { state, elapsedMs } = await startService(home, options);
+  const ifNotRunning = Boolean(ctx.values["if-not-running"]);
+  const { state, elapsedMs, alreadyRunning } = await startService(home, {
+    ...options,
+    ifNotRunning,
+  });
+  const facts = {
+    pid: state.pid,
+    host: state.host,
+    port: state.port,
+    api_url: state.api_url,
+    home: state.home,
+    version: state.version,
+  };
+  if (alreadyRunning) {
+    const asked = options.port !== undefined && options.port !== "auto" &&
+        options.port !== state.port
+      ? `; not on port ${options.port} as asked: restart it to move it`
+      : "";
     ctx.out.result(
-      `Courier started (PID ${state.pid}) at ${state.api_url}`,
-      {
-        started: true,
-        pid: state.pid,
-        host: state.host,
-        port: state.port,
-        api_url: state.api_url,
-        home: state.home,
-        version: state.version,
-        elapsed_ms: Math.round(elapsedMs),
-      },
+      `Courier is already running (PID ${state.pid}) at ${state.api_url}${asked}`,
+      { started: false, already_running: true, ...facts },
     );
     return 0;
-  } catch (error) {
-    if (error instanceof AlreadyRunningError && ctx.values["if-not-running"]) {
-      ctx.out.result(error.message, {
-        started: false,
-        already_running: true,
-        pid: error.pid,
-        port: error.port,
-      });
-      return 0;
-    }
-    throw error;
   }
+  ctx.out.result(`Courier started (PID ${state.pid}) at ${state.api_url}`, {
+    started: true,
+    ...facts,
+    elapsed_ms: Math.round(elapsedMs),
+  });
+  return 0;
+}
+
+/**
+ * The serve options `restart` uses: those recorded by the running (or last)
+ * daemon, overridden by the ones given now.
+ */
+async function restartValues(ctx: CommandContext, home: string): Promise<CommandContext["values"]> {
+  const { homeLayout } = await import("../../home/mod.ts");
+  const { readDaemonState } = await import("../../service/mod.ts");
+  const state = await readDaemonState(homeLayout(home));
+  if (!state) return ctx.values;
+  const recorded = state.start_options ??
+    { host: state.host, port: state.port_leased ? "auto" : String(state.port) };
+  const values: CommandContext["values"] = { ...ctx.values };
+  for (const [name, value] of Object.entries(recorded)) {
+    if (name in SERVE_OPTIONS && values[name] === undefined) values[name] = value;
+  }
+  return values;
 }
 
 /** `courier start`. */
@@ -185,8 +212,8 @@ export const startCommand: Command = {
 /** `courier restart`. */
 export const restartCommand: Command = {
   name: "restart",
-  summary: "stop the service if it runs, then start it",
-  usage: ["restart [start options]"],
+  summary: "stop the service if it runs, then start it as it was started",
+  usage: ["restart [start options] [--stop-timeout SECONDS]"],
   options: {
     ...START_OPTIONS,
     "stop-timeout": {
@@ -197,18 +224,22 @@ export const restartCommand: Command = {
   },
   async run(ctx) {
     const hint = "courier restart --help";
-    const options = startOptions(ctx, hint); // parsed before anything is stopped
+    // --if-not-running: start only when nothing runs, exactly as start does.
+    if (ctx.values["if-not-running"]) return await doStart(ctx, startOptions(ctx, hint));
+    const home = resolveHome(ctx.homeOption);
+    const given = { ...ctx, values: await restartValues(ctx, home) };
+    const options = startOptions(given, hint); // parsed before anything is stopped
     const stopTimeout = stringOption(ctx.values, "stop-timeout");
     const timeoutMs = stopTimeout === undefined
       ? undefined
       : parseSeconds(stopTimeout, { option: "--stop-timeout", hint });
     try {
-      const stopped = await stopService(resolveHome(ctx.homeOption), { timeoutMs });
+      const stopped = await stopService(home, { timeoutMs });
       ctx.out.text(`Stopped Courier (PID ${stopped.pid})${stopped.forced ? " with SIGKILL" : ""}`);
     } catch (error) {
       if (!(error instanceof NotRunningError)) throw error;
     }
-    return await doStart(ctx, options);
+    return await doStart(given, options);
   },
 };
 
@@ -227,6 +258,7 @@ export const daemonCommand: Command = {
       host: settings.host,
       port: settings.port,
       extensionOptions: settings.debounce,
+      startOptions: settings.recorded,
       leasePort: leaseDaemonPort,
       reporter: pipeReporter(),
     });
