@@ -181,3 +181,24 @@ Deno.test("file-system errors become messages naming the path, the cause and the
     await Deno.remove(scratch, { recursive: true });
   }
 });
+
+mountTest("doctor on a read-only home says it is read-only and never suggests chmod", async () => {
+  await withHome(async (h) => {
+    const home = h.sibling("ro-doctor");
+    await Deno.mkdir(`${home}/run`, { recursive: true });
+    await Deno.mkdir(`${home}/log`, { recursive: true });
+    await readOnly(home, async () => {
+      const result = await courier(["doctor", "--home", home, "--json"]);
+      const findings = json<
+        { findings: { check: string; level: string; message: string; fix?: string }[] }
+      >(
+        result,
+      ).findings.filter((f) => f.check === "home");
+      assert.ok(
+        findings.some((f) => f.level === "problem" && /read-only file system/.test(f.message)),
+        JSON.stringify(findings),
+      );
+      for (const f of findings) assert.doesNotMatch(f.fix ?? "", /chmod/);
+    });
+  });
+});

@@ -88,3 +88,37 @@ Deno.test("doctor finds stale files, corrupt registries, a busy port and orphans
     assert.equal(stopped.code, 0, stopped.stderr);
   });
 });
+
+Deno.test("doctor checks the port the daemon runs on, or the one start would use", async () => {
+  await withHome(async (h) => {
+    const port = await leaseTestPort();
+    assert.equal((await h.run(["start", "--port", String(port)])).code, 0);
+    const running = json<Diagnosis>(await h.run(["doctor", "--json"]));
+    assert.match(
+      finding(running, "port")[0].message,
+      new RegExp(`port ${port} is served by this Courier`),
+    );
+    assert.equal((await h.run(["stop"])).code, 0);
+
+    const busy = Deno.listen({ hostname: "127.0.0.1", port: await leaseTestPort() });
+    try {
+      const busyPort = (busy.addr as Deno.NetAddr).port;
+      const stopped = json<Diagnosis>(
+        await h.run(["doctor", "--json"], { env: { COURIER_PORT: String(busyPort) } }),
+      );
+      const found = finding(stopped, "port")[0];
+      assert.equal(found.level, "problem");
+      assert.match(
+        found.message,
+        new RegExp(`port ${busyPort} is already in use by PID ${Deno.pid}`),
+      );
+      const auto = json<Diagnosis>(
+        await h.run(["doctor", "--json"], { env: { COURIER_PORT: "auto" } }),
+      );
+      assert.match(finding(auto, "port")[0].message, /--port auto/);
+      assert.equal(finding(auto, "port")[0].level, "ok");
+    } finally {
+      busy.close();
+    }
+  });
+});

@@ -274,7 +274,9 @@ Deno.test("a lock holder without state is starting, then unhealthy once past the
     const holder = new Deno.Command(Deno.execPath(), {
       args: [
         "eval",
-        `const f = await Deno.open(${JSON.stringify(layout.lockFile)}, { read: true, write: true, create: true });
+        `const f = await Deno.open(${
+          JSON.stringify(layout.lockFile)
+        }, { read: true, write: true, create: true });
          await f.lock(true); console.log("up"); setTimeout(() => {}, 60000);`,
       ],
       stdout: "piped",

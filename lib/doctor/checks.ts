@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { FileSystemError, fileSystemErrorCode } from "../errors/mod.ts";
 import { homeLayout, writableError } from "../home/mod.ts";
 import { findPortHolder, isPortFree } from "../net/mod.ts";
 import { hasTool } from "../proc/mod.ts";
@@ -31,10 +32,43 @@ export interface Diagnosis {
 
 /** Options of {@link diagnose}. */
 export interface DiagnoseOptions {
-  /** The port courier is configured to use (default `COURIER_PORT` or 8644). */
+  /** A port to check, whatever the daemon uses (`doctor --port N`). */
   port?: number;
-  /** Host for the port check (default 127.0.0.1). */
+  /**
+   * The port `start` would use when no daemon runs (`COURIER_PORT`;
+   * default 8644); `auto` needs no check. A running daemon's own port is
+   * checked otherwise.
+   */
+  defaultPort?: number | "auto";
+  /** Host for the port check (default: the running daemon's, else 127.0.0.1). */
   host?: string;
+}
+
+/** What a folder that cannot be written needs, by cause: the problem and its fix. */
+function unwritable(dir: string, error: Error): Finding {
+  const code = fileSystemErrorCode(error);
+  if (code === "EROFS") {
+    return {
+      check: "home",
+      level: "problem",
+      message: `${dir} is on a read-only file system`,
+      fix: `remount it read-write, or use another home: courier --home DIR …`,
+    };
+  }
+  if (code === "ENOSPC" || code === "EDQUOT") {
+    return {
+      check: "home",
+      level: "problem",
+      message: `${dir} cannot be written: no space left on the device (${code})`,
+      fix: `free some space on it (df -h ${dir}), or use another home: courier --home DIR …`,
+    };
+  }
+  return {
+    check: "home",
+    level: "problem",
+    message: `${dir} is not writable: ${error.message}`,
+    fix: `chmod u+rwx ${dir}`,
+  };
 }
 
 async function checkHome(root: string): Promise<Finding[]> {
@@ -68,14 +102,10 @@ async function checkHome(root: string): Promise<Finding[]> {
   for (const dir of [root, join(root, "run"), join(root, "log")]) {
     const error = await writableError(dir);
     if (!error || error instanceof Deno.errors.NotFound) continue; // missing ones: created on start
-    findings.push({
-      check: "home",
-      level: "problem",
-      message: `${dir} is not writable: ${error.message}`,
-      fix: `chmod u+rwx ${dir}`,
-    });
+    findings.push(unwritable(dir, error));
   }
-  if (((info.mode ?? 0) & 0o022) !== 0) {
+  const readOnly = findings.some((f) => f.message.endsWith("read-only file system"));
+  if (((info.mode ?? 0) & 0o022) !== 0 && !readOnly) {
     findings.push({
       check: "home",
       level: "problem",
@@ -91,8 +121,15 @@ async function checkHome(root: string): Promise<Finding[]> {
 
 async function checkState(
   root: string,
-): Promise<{ findings: Finding[]; runningPort: number | null }> {
-  const status = await getStatus(homeLayout(root));
+): Promise<{ findings: Finding[]; running: { port: number; host: string | null } | null }> {
+  let status;
+  try {
+    status = await getStatus(homeLayout(root));
+  } catch (error) {
+    // A home that is a file: the home check says so and how to fix it.
+    if (error instanceof FileSystemError) return { findings: [], running: null };
+    throw error;
+  }
   const findings: Finding[] = [];
   switch (status.state) {
     case "running":
@@ -134,7 +171,8 @@ async function checkState(
         fix: "courier stop   # removes them (or courier start, which replaces them)",
       });
   }
-  return { findings, runningPort: status.state === "running" ? status.port : null };
+  const serving = status.pid !== null && status.port !== null && status.state !== "stale";
+  return { findings, running: serving ? { port: status.port!, host: status.host } : null };
 }
 
 async function checkRegistries(root: string): Promise<Finding[]> {
@@ -217,7 +255,18 @@ async function checkDaemons(root: string): Promise<Finding[]> {
   return findings;
 }
 
-async function checkPort(port: number, host: string, runningPort: number | null): Promise<Finding> {
+async function checkPort(
+  port: number | "auto",
+  host: string,
+  runningPort: number | null,
+): Promise<Finding> {
+  if (port === "auto") {
+    return {
+      check: "port",
+      level: "ok",
+      message: "start takes a port lease (--port auto): nothing to check before it runs",
+    };
+  }
   if (runningPort === port) {
     return { check: "port", level: "ok", message: `port ${port} is served by this Courier` };
   }
@@ -268,7 +317,8 @@ async function checkTools(): Promise<Finding[]> {
 /**
  * Examines a courier home and this machine: the home's permissions, stale
  * PID/state files, unparsable registries, orphaned daemons, whether the
- * configured port is free (and who holds it), and the optional helper
+ * port is free (and who holds it): the one asked for, else the one the
+ * daemon runs on, else the one `start` would use; and the optional helper
  * tools. Each problem comes with the command that fixes it. Changes nothing.
  */
 export async function diagnose(home: string, options: DiagnoseOptions = {}): Promise<Diagnosis> {
@@ -280,7 +330,11 @@ export async function diagnose(home: string, options: DiagnoseOptions = {}): Pro
     ...state.findings,
     ...await checkRegistries(root),
     ...await checkDaemons(root),
-    await checkPort(options.port ?? DEFAULT_PORT, options.host ?? DEFAULT_HOST, state.runningPort),
+    await checkPort(
+      options.port ?? state.running?.port ?? options.defaultPort ?? DEFAULT_PORT,
+      options.host ?? state.running?.host ?? DEFAULT_HOST,
+      state.running?.port ?? null,
+    ),
     ...await checkTools(),
   ];
   return { ok: findings.every((f) => f.level !== "problem"), home: root, findings };

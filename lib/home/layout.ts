@@ -102,7 +102,9 @@ export async function assertHomeUsable(layout: HomeLayout): Promise<void> {
     info = await Deno.stat(layout.root);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return;
-    if (fileSystemErrorCode(error) !== null) throw new FileSystemError(layout.root, error, { what });
+    if (fileSystemErrorCode(error) !== null) {
+      throw new FileSystemError(layout.root, error, { what });
+    }
     throw error;
   }
   if (!info.isDirectory) {
