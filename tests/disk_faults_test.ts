@@ -84,16 +84,17 @@ mountTest(
       const disk = h.sibling("disk");
       await withTmpfs(disk, "256k", async () => {
         const home = `${disk}/home`;
-        const first = await courier(["port", "allocate", "--home", home, "--json"]);
+        const env = { COURIER_LEASE_DIR: `${disk}/leases` };
+        const first = await courier(["port", "allocate", "--home", home, "--json"], { env });
         assert.equal(first.code, 0, first.stderr);
         await fill(disk);
         for (const args of [["port", "allocate"], ["port", "release", String(json(first).port)]]) {
-          const result = await courier([...args, "--home", home]);
+          const result = await courier([...args, "--home", home], { env });
           assert.equal(result.code, ExitCode.Permission, `${args.join(" ")}: ${result.stderr}`);
           assert.match(
             result.stderr,
             new RegExp(
-              `Cannot write ${home}/run/ports\\.json.*: no space left on the device \\(ENOSPC\\)`,
+              `Cannot write ${disk}/leases/ports\\.json.*: no space left on the device \\(ENOSPC\\)`,
             ),
           );
           assert.match(result.stderr, /Free some space there, or choose another home/);
@@ -124,13 +125,14 @@ mountTest(
   async () => {
     await withHome(async (h) => {
       const home = h.sibling("ro-home");
-      const made = await courier(["port", "allocate", "--home", home]);
+      const env = { COURIER_LEASE_DIR: `${home}/leases` };
+      const made = await courier(["port", "allocate", "--home", home], { env });
       assert.equal(made.code, 0, made.stderr);
       await readOnly(home, async () => {
         for (
           const args of [["port", "allocate"], ["start", "--port", String(await leaseTestPort())]]
         ) {
-          const result = await courier([...args, "--home", home]);
+          const result = await courier([...args, "--home", home], { env });
           assert.equal(result.code, ExitCode.Permission, `${args.join(" ")}: ${result.stderr}`);
           assert.match(
             result.stderr,

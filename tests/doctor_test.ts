@@ -49,7 +49,8 @@ Deno.test("doctor finds stale files, corrupt registries, a busy port and orphans
     // In the home examined: a stale PID file and a corrupt port registry.
     await Deno.mkdir(layout.runDir, { recursive: true });
     await Deno.writeTextFile(layout.pidFile, "999999\n");
-    await Deno.writeTextFile(`${layout.runDir}/ports.json`, "{not json");
+    await Deno.mkdir(h.leaseDir, { recursive: true });
+    await Deno.writeTextFile(`${h.leaseDir}/ports.json`, "{not json");
     const busy = Deno.listen({ hostname: "127.0.0.1", port: await leaseTestPort() });
     try {
       const port = (busy.addr as Deno.NetAddr).port;

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { FileSystemError, fileSystemErrorCode } from "../errors/mod.ts";
 import { homeLayout, writableError } from "../home/mod.ts";
 import { findPortHolder, isPortFree } from "../net/mod.ts";
+import { userLeaseDir } from "../ports/mod.ts";
 import { hasTool } from "../proc/mod.ts";
 import { DEFAULT_HOST, DEFAULT_PORT, findDaemons, getStatus } from "../service/mod.ts";
 
@@ -176,12 +177,13 @@ async function checkState(
 }
 
 async function checkRegistries(root: string): Promise<Finding[]> {
+  const leases = userLeaseDir(); // the user's port leases, whatever the home
   const files: [string, string][] = [
     [join(root, "run", "courier.json"), "courier stop   # removes the unreadable state file"],
-    [
-      join(root, "run", "ports.json"),
+    ...(leases === null ? [] : [[
+      join(leases, "ports.json"),
       "courier port gc   # moves it aside and starts a fresh registry",
-    ],
+    ] as [string, string]]),
     [
       join(root, "mailbox", ".state", "locks.json"),
       `mv ${join(root, "mailbox", ".state", "locks.json")}{,.bad}`,

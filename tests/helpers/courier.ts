@@ -13,6 +13,15 @@ import {
   waitForExit,
 } from "../../lib/proc/mod.ts";
 
+/**
+ * Where courier processes the tests start keep port leases unless a test
+ * says otherwise: never the user's own registry.
+ */
+export const TEST_USER_LEASE_DIR: string = `${
+  Deno.env.get("TMPDIR") ?? "/tmp"
+}/courier-test-user-leases`;
+if (!Deno.env.get("COURIER_LEASE_DIR")) Deno.env.set("COURIER_LEASE_DIR", TEST_USER_LEASE_DIR);
+
 /** Absolute path of `main.ts`. */
 export const MAIN: string = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -69,9 +78,19 @@ export class TestHome {
     return new TestHome(await Deno.makeTempDir({ prefix: "courier-test-" }));
   }
 
-  /** Runs courier with `--home` set to this home. */
+  /**
+   * The port lease registry of the courier processes this test runs with
+   * {@link run}: leases are per user, and a test is a user of its own.
+   */
+  get leaseDir(): string {
+    return `${this.root}/leases`;
+  }
+
+  /** Runs courier with `--home` set to this home (and its own lease registry). */
   run(args: string[], options: { env?: Record<string, string> } = {}): Promise<RunResult> {
-    return courier([...args, "--home", this.home], options);
+    return courier([...args, "--home", this.home], {
+      env: { COURIER_LEASE_DIR: this.leaseDir, ...options.env },
+    });
   }
 
   /** Another home below the same root. */

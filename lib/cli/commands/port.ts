@@ -36,7 +36,6 @@ const LEASE_OPTIONS: Record<string, OptionSpec> = {
 
 function allocator(ctx: CommandContext): PortAllocator {
   return new PortAllocator({
-    home: ctx.homeOption,
     onWarning: (message) => ctx.out.warn(`courier: warning: ${message}`),
   });
 }
@@ -253,7 +252,6 @@ const execCommand: Command = {
       const result = await execWithPort(command, args, {
         ...settings,
         env,
-        home: ctx.homeOption,
         onWarning: (message) => ctx.out.warn(`courier: warning: ${message}`),
         onSignal: Deno.env.get("COURIER_DEBUG")
           ? (info) => ctx.out.warn(signalNote(info))
