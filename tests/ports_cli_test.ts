@@ -514,3 +514,29 @@ Deno.test("two homes starting with --port auto at once get different ports", asy
     for (const home of homes) assert.equal((await courier(["--home", home, "stop"])).code, 0);
   });
 });
+
+Deno.test("port exec puts the port in place of {port} in the command line; {{port}} stays {port}", async () => {
+  const a = await leaseTestPort();
+  await withHome(async (h) => {
+    // The README's examples, as a shell runs them (--home first: the rest is the command's).
+    const exec = (args: string[]) =>
+      courier(["--home", h.home, "port", "exec", ...args], {
+        env: { COURIER_LEASE_DIR: h.leaseDir },
+      });
+    const direct = await exec(["--range", `${a}-${a}`, "--", "echo", "{port}"]);
+    assert.equal(direct.code, 0, direct.stderr);
+    assert.equal(direct.stdout, `${a}\n`);
+    const shell = await exec([
+      "--range",
+      `${a}-${a}`,
+      "--env",
+      "HTTP_PORT",
+      "--",
+      "sh",
+      "-c",
+      'echo "$HTTP_PORT on:{port} literal:{{port}} other:{x} {{y}}"',
+    ]);
+    assert.equal(shell.code, 0, shell.stderr);
+    assert.equal(shell.stdout, `${a} on:${a} literal:{port} other:{x} {{y}}\n`);
+  });
+});

@@ -228,7 +228,8 @@ const gcCommand: Command = {
 
 const execCommand: Command = {
   name: "exec",
-  summary: "run a command with a leased port in $PORT; release it when the command exits",
+  summary:
+    "run a command with a leased port in $PORT and in place of {port}; release it when it exits",
   usage: ["exec [--preferred P] [--range START-END] [--env NAME] -- CMD [ARGS...]"],
   options: {
     ...LEASE_OPTIONS,
