@@ -135,3 +135,20 @@ Deno.test("stop resumes a SIGSTOPped daemon so that it stops gracefully, without
     assert.match(await Deno.readTextFile(homeLayout(h.home).logFile), /stopping \(SIGTERM\)/);
   });
 });
+
+Deno.test("kill --signal says in the daemon's log what it sent to whom", async () => {
+  await withHome(async (h) => {
+    const { pid } = await start(h);
+    for (const signal of ["STOP", "CONT", "KILL"]) {
+      const sent = await h.run(["kill", "--signal", signal]);
+      assert.equal(sent.code, 0, sent.stderr);
+    }
+    const log = await Deno.readTextFile(homeLayout(h.home).logFile);
+    for (const signal of ["SIGSTOP", "SIGCONT", "SIGKILL"]) {
+      assert.match(
+        log,
+        new RegExp(`INFO +pid=\\d+ kill: sent ${signal} to the daemon \\(PID ${pid}\\)`),
+      );
+    }
+  });
+});

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { CourierError, ExitCode, type ExitCodeValue } from "../errors/mod.ts";
 import { ensureHome, type HomeLayout, homeLayout } from "../home/mod.ts";
-import { tailLines } from "../log/mod.ts";
+import { openLogger, tailLines } from "../log/mod.ts";
 import {
   currentRunMode,
   heldLockFiles,
@@ -270,6 +270,17 @@ function stderrLines(stderr: string): string[] {
   return lines.length ? ["Daemon output:", ...lines.map((l) => `  ${l}`)] : [];
 }
 
+/**
+ * Adds a line to the daemon's log from this process (a signal the daemon
+ * cannot log itself, SIGKILL above all). Never rotates the log: the daemon
+ * has it open.
+ */
+function noteInLog(layout: HomeLayout, message: string): void {
+  const log = openLogger(layout.logFile, { rotateBytes: Infinity });
+  log.info(message);
+  log.close();
+}
+
 /** What stopping one daemon did. */
 export interface StopResult {
   /** The PID stopped. */
@@ -297,6 +308,13 @@ async function terminate(
   let forced = false;
   if (!(await waitForExit(target.identity, { timeoutMs }))) {
     forced = await signalIfSame(target.identity, "SIGKILL");
+    if (forced && target.layout) {
+      noteInLog(
+        target.layout,
+        `stop: the daemon (PID ${target.identity.pid}) had not exited ${timeoutMs / 1000} s ` +
+          `after SIGTERM: sent SIGKILL`,
+      );
+    }
     await waitForExit(target.identity, { timeoutMs: 5000 });
   }
   if (target.layout) await removeRunFiles(target.layout, target.identity.pid).catch(() => {});
@@ -371,6 +389,7 @@ export async function killService(
     }
     throw new NotRunningError();
   }
+  noteInLog(layout, `kill: sent ${signal} to the daemon (PID ${identity.pid})`);
   const terminating = ["SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP"].includes(signal);
   const exited = terminating &&
     await waitForExit(identity, { timeoutMs: signal === "SIGKILL" ? 5000 : 1000 });
