@@ -87,6 +87,17 @@ export async function startService(home: string, options: StartOptions = {}): Pr
       if (!options.ifNotRunning) {
         throw new AlreadyRunningError(status.pid ?? undefined, status.port ?? undefined);
       }
+      if (status.state === "running" && status.daemon) {
+        // The common case (a login shell): it runs; one question settles whether it answers.
+        const health = await fetchHealth(status.daemon.api_url);
+        if (health.ok) {
+          return {
+            state: status.daemon,
+            elapsedMs: performance.now() - began,
+            alreadyRunning: true,
+          };
+        }
+      }
       const running = await awaitHealthy(layout, deadline);
       if (running) {
         return { state: running, elapsedMs: performance.now() - began, alreadyRunning: true };
