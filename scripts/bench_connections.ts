@@ -15,10 +15,10 @@
  */
 import { parseArgs } from "node:util";
 import { allocatePort } from "../lib/ports/mod.ts";
-import { readProcessIdentity, selfCommand, sourceRunMode } from "../lib/proc/mod.ts";
+import { readProcessIdentity } from "../lib/proc/mod.ts";
+import { runCourier } from "./courier_cli.ts";
 
 const LEASE_DIR = `${Deno.env.get("TMPDIR") ?? "/tmp"}/courier-bench-port-leases`;
-const MAIN_URL = new URL("../main.ts", import.meta.url).href;
 
 interface Settings {
   idle: number;
@@ -40,23 +40,6 @@ interface ModeResult {
   survived: boolean;
   /** Log lines about connections and accept errors, or a crash. */
   log: string[];
-}
-
-async function courier(
-  args: string[],
-  prefix: string[] = [],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const self = selfCommand(args, { mode: sourceRunMode(MAIN_URL) });
-  const [command, ...rest] = [...prefix, self.command, ...self.args];
-  const out = await new Deno.Command(command, {
-    args: rest,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const decoder = new TextDecoder();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
 }
 
 async function healthRate(url: string, settings: Settings): Promise<number> {
@@ -133,7 +116,7 @@ async function runMode(unlimited: boolean, settings: Settings): Promise<ModeResu
       await Deno.writeTextFile(`${home}/config.json`, JSON.stringify({ max_connections: 0 }));
     }
     const port = await allocatePort({ dir: LEASE_DIR, label: "bench:connections" });
-    const started = await courier(
+    const started = await runCourier(
       ["start", "--home", home, "--port", String(port), "--json"],
       ["prlimit", `--nofile=${settings.nofile}:${settings.nofile}`],
     );
@@ -144,7 +127,7 @@ async function runMode(unlimited: boolean, settings: Settings): Promise<ModeResu
     const flooded = await flood(port, settings);
     const survived = identity !== null && (await readProcessIdentity(pid))?.startTime ===
         identity.startTime;
-    if (survived) await courier(["stop", "--home", home]);
+    if (survived) await runCourier(["stop", "--home", home]);
     const log = (await Deno.readTextFile(`${home}/log/courier.log`)).split("\n")
       .filter((line) => /http:|connection|crashed|Too many/.test(line))
       .map((line) => line.replace(/^\S+ +\S+ +pid=\d+ /, ""))

@@ -17,11 +17,9 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { mailboxLayout, parseMail } from "../lib/mail/mod.ts";
 import { allocatePort } from "../lib/ports/mod.ts";
-import { selfCommand, sourceRunMode } from "../lib/proc/mod.ts";
+import { runCourier } from "./courier_cli.ts";
 
 const LEASE_DIR = `${Deno.env.get("TMPDIR") ?? "/tmp"}/courier-bench-port-leases`;
-
-const MAIN_URL = new URL("../main.ts", import.meta.url).href;
 
 interface PhaseResult {
   /** Requests answered with the expected status. */
@@ -89,23 +87,6 @@ async function load(
   };
 }
 
-async function courier(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const command = selfCommand(args, { mode: sourceRunMode(MAIN_URL) });
-  const output = await new Deno.Command(command.command, {
-    args: command.args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
-
 /** A port leased for this benchmark process (held until it exits). */
 function freePort(): Promise<number> {
   return allocatePort({ dir: LEASE_DIR, label: "benchmark" });
@@ -155,7 +136,7 @@ async function main(): Promise<number> {
   const port = values.port ? Number(values.port) : await freePort();
   const home = await Deno.makeTempDir({ prefix: "courier-bench-" });
   const url = `http://127.0.0.1:${port}`;
-  const started = await courier(["start", "--home", home, "--port", String(port), "--json"]);
+  const started = await runCourier(["start", "--home", home, "--port", String(port), "--json"]);
   if (started.code !== 0) {
     console.error(`courier start failed (exit ${started.code}): ${started.stderr}`);
     return 1;
@@ -188,7 +169,7 @@ async function main(): Promise<number> {
       return response.status === 200;
     });
     const metrics = (await (await fetch(`${url}/health`)).json()).metrics;
-    const stopped = await courier(["stop", "--home", home]);
+    const stopped = await runCourier(["stop", "--home", home]);
     stoppedCleanly = stopped.code === 0;
     const { ids, mails } = await storedMessageIds(home);
     const lost = [...acked].filter((id) => !ids.has(id)).length;

@@ -14,13 +14,7 @@ import {
   DEFAULT_CONNECTION_LIMITS,
   serveHttp,
 } from "../lib/service/mod.ts";
-import {
-  courierCommand,
-  json,
-  type RunResult,
-  type TestHome,
-  withHome,
-} from "./helpers/courier.ts";
+import { courier, json, type RunResult, type TestHome, withHome } from "./helpers/courier.ts";
 import { leaseTestPort } from "./helpers/ports.ts";
 
 const decoder = new TextDecoder();
@@ -36,16 +30,11 @@ async function hasPrlimit(): Promise<string | null> {
 const NO_PRLIMIT = await hasPrlimit();
 
 /** Runs `courier args…` in `h`'s home with its open-file limit set to `nofile` (soft:hard). */
-async function runLimited(h: TestHome, nofile: string, args: string[]): Promise<RunResult> {
-  const { command, args: full } = courierCommand([...args, "--home", h.home]);
-  const out = await new Deno.Command("prlimit", {
-    args: [`--nofile=${nofile}`, command, ...full],
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+function runLimited(h: TestHome, nofile: string, args: string[]): Promise<RunResult> {
+  return courier([...args, "--home", h.home], {
+    env: { COURIER_LEASE_DIR: h.leaseDir },
+    prefix: ["prlimit", `--nofile=${nofile}`],
+  });
 }
 
 /** Opens `n` TCP connections to `port` that send nothing. */

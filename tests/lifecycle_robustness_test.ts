@@ -13,21 +13,26 @@ import { leaseTestPort } from "./helpers/ports.ts";
 
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 
+/** Runs `deno eval script` and returns once it has printed "up". */
+async function spawnUp(script: string): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", script],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  assert.equal(new TextDecoder().decode((await reader.read()).value).trim(), "up");
+  reader.releaseLock();
+  return child;
+}
+
 Deno.test("a port held on IPv4 by another process: exit 4 naming its PID and command line", async () => {
   await withHome(async (h) => {
     const port = await leaseTestPort();
-    const holder = new Deno.Command(Deno.execPath(), {
-      args: [
-        "eval",
-        `Deno.listen({ hostname: "127.0.0.1", port: ${port} }); console.log("up"); setTimeout(() => {}, 60000);`,
-      ],
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
+    const holder = await spawnUp(
+      `Deno.listen({ hostname: "127.0.0.1", port: ${port} }); console.log("up"); setTimeout(() => {}, 60000);`,
+    );
     try {
-      const reader = holder.stdout.getReader();
-      assert.equal(new TextDecoder().decode((await reader.read()).value).trim(), "up");
-      reader.releaseLock();
       const result = await h.run(["start", "--port", String(port)]);
       assert.equal(result.code, 4, result.stderr);
       assert.match(
@@ -271,21 +276,13 @@ Deno.test("a lock holder without state is starting, then unhealthy once past the
     const layout = homeLayout(h.home);
     await Deno.mkdir(layout.runDir, { recursive: true });
     // A daemon between taking the lock and listening: it holds the lock, serves nothing yet.
-    const holder = new Deno.Command(Deno.execPath(), {
-      args: [
-        "eval",
-        `const f = await Deno.open(${
-          JSON.stringify(layout.lockFile)
-        }, { read: true, write: true, create: true });
-         await f.lock(true); console.log("up"); setTimeout(() => {}, 60000);`,
-      ],
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
+    const holder = await spawnUp(
+      `const f = await Deno.open(${
+        JSON.stringify(layout.lockFile)
+      }, { read: true, write: true, create: true });
+       await f.lock(true); console.log("up"); setTimeout(() => {}, 60000);`,
+    );
     try {
-      const reader = holder.stdout.getReader();
-      assert.equal(new TextDecoder().decode((await reader.read()).value).trim(), "up");
-      reader.releaseLock();
       const fresh = await getStatus(layout);
       assert.equal(fresh.state, "starting");
       assert.equal(fresh.pid, holder.pid);

@@ -40,12 +40,16 @@ export function courierCommand(args: string[]): CommandLine {
   return selfCommand(args, { mode: sourceRunMode(new URL("../../main.ts", import.meta.url).href) });
 }
 
-/** Runs `courier args…` to completion. */
+/**
+ * Runs `courier args…` to completion; with `prefix`, under that command
+ * (`["prlimit", "--nofile=512"]`).
+ */
 export async function courier(
   args: string[],
-  options: { env?: Record<string, string> } = {},
+  options: { env?: Record<string, string>; prefix?: string[] } = {},
 ): Promise<RunResult> {
-  const { command, args: full } = courierCommand(args);
+  const self = courierCommand(args);
+  const [command, ...full] = [...options.prefix ?? [], self.command, ...self.args];
   const output = await new Deno.Command(command, {
     args: full,
     env: { NO_COLOR: "1", ...options.env },
