@@ -125,7 +125,7 @@ interface Connection {
   busy: number;
   /** Requests seen. */
   requests: number;
-  /** When it last accepted or finished a request (`performance.now()`). */
+  /** When it was accepted or last answered a request (`performance.now()`). */
   lastActive: number;
 }
 
@@ -363,20 +363,22 @@ class LimitedServer implements CourierHttpServer {
   #serve(conn: Deno.TcpConn): void {
     const abort = new AbortController();
     let connection: Connection | null = null;
+    // Once per connection, not per request: the per-request cost stays a counter and a callback.
+    const done = () => {
+      const c = connection!;
+      c.busy--;
+      c.lastActive = performance.now();
+      if (c.busy > 0) return;
+      // Shutting down: answered, so close it (once the runtime is done with it).
+      if (this.#closing) setTimeout(() => closeConnection(c), 0);
+      // A connection waiting for a place may take this one's.
+      this.#wake?.();
+    };
     const handler: Deno.ServeHandler<Deno.NetAddr> = (request, info) => {
       const c = connection!;
+      // Busy until answered (no clock needed: a busy connection is never closed for idling).
       c.busy++;
       c.requests++;
-      c.lastActive = performance.now();
-      const done = () => {
-        c.busy--;
-        c.lastActive = performance.now();
-        if (c.busy > 0) return;
-        // Shutting down: answered, so close it (once the runtime is done with it).
-        if (this.#closing) setTimeout(() => closeConnection(c), 0);
-        // A connection waiting for a place may take this one's.
-        this.#wake?.();
-      };
       info.completed.then(done, done);
       return this.#handler(request, info);
     };
