@@ -125,8 +125,14 @@ interface Connection {
   busy: number;
   /** Requests seen. */
   requests: number;
-  /** When it was accepted or last answered a request (`performance.now()`). */
-  lastActive: number;
+  /**
+   * When it was accepted, or last became idle (`performance.now()`); `null`
+   * for "just now": stamped by the next sweep, so that answering a request
+   * costs no clock reading (an idle timeout may then run up to a second late).
+   */
+  idleSince: number | null;
+  /** Orders idle connections by when they became idle, for closing the longest-idle first. */
+  idleOrder: number;
 }
 
 const NOTICE_INTERVAL_MS = 10_000;
@@ -279,6 +285,8 @@ class LimitedServer implements CourierHttpServer {
   readonly #sweep: ReturnType<typeof setInterval>;
   readonly #accepting: Promise<void>;
   #counts = { timed_out: 0, evicted: 0, accept_errors: 0 };
+  /** Counts up as connections become idle (see `Connection.idleOrder`). */
+  #idleOrder = 0;
   #closing = false;
   #shutdown: Promise<void> | null = null;
   /** Wakes the accept loop when a connection closes (or on shutdown). */
@@ -366,9 +374,9 @@ class LimitedServer implements CourierHttpServer {
     // Once per connection, not per request: the per-request cost stays a counter and a callback.
     const done = () => {
       const c = connection!;
-      c.busy--;
-      c.lastActive = performance.now();
-      if (c.busy > 0) return;
+      if (--c.busy > 0) return;
+      c.idleSince = null;
+      c.idleOrder = ++this.#idleOrder;
       // Shutting down: answered, so close it (once the runtime is done with it).
       if (this.#closing) setTimeout(() => closeConnection(c), 0);
       // A connection waiting for a place may take this one's.
@@ -404,7 +412,8 @@ class LimitedServer implements CourierHttpServer {
       remote: address(conn.remoteAddr),
       busy: 0,
       requests: 0,
-      lastActive: performance.now(),
+      idleSince: performance.now(),
+      idleOrder: ++this.#idleOrder,
     };
     const c = connection;
     this.#open.add(c);
@@ -425,22 +434,20 @@ class LimitedServer implements CourierHttpServer {
   #evictIdle(forLimit = false): boolean {
     let oldest: Connection | null = null;
     for (const c of this.#open) {
-      if (
-        c.busy === 0 && !c.abort.signal.aborted && (!oldest || c.lastActive < oldest.lastActive)
-      ) {
+      if (c.busy === 0 && !c.abort.signal.aborted && (!oldest || c.idleOrder < oldest.idleOrder)) {
         oldest = c;
       }
     }
     if (!oldest) return false;
     this.#counts.evicted++;
     if (forLimit) {
+      const idle = oldest.idleSince === null ? 0 : performance.now() - oldest.idleSince;
       this.#notices.note(
         "connection limit reached",
         "warn",
         `connection limit reached (${this.#limits.maxConnections} open): closed the idle ` +
-          `connection from ${oldest.remote} (idle ${
-            Math.round(performance.now() - oldest.lastActive)
-          } ms) to admit a new one; raise "max_connections" in config.json if this is real load`,
+          `connection from ${oldest.remote} (idle ${Math.round(idle)} ms) to admit a new one; ` +
+          `raise "max_connections" in config.json if this is real load`,
       );
     }
     closeConnection(oldest);
@@ -454,8 +461,9 @@ class LimitedServer implements CourierHttpServer {
     const now = performance.now();
     for (const c of this.#open) {
       if (c.busy > 0 || c.abort.signal.aborted) continue;
+      c.idleSince ??= now;
       const limit = c.requests === 0 ? this.#limits.headerTimeoutMs : this.#limits.idleTimeoutMs;
-      if (now - c.lastActive < limit) continue;
+      if (now - c.idleSince < limit) continue;
       this.#counts.timed_out++;
       closeConnection(c);
       this.#open.delete(c);
