@@ -162,8 +162,9 @@ async function doStart(
     version: state.version,
   };
   if (alreadyRunning) {
-    const asked = options.port !== undefined && options.port !== "auto" &&
-        options.port !== state.port
+    // Only a port asked for (--port, COURIER_PORT) can be "not the one asked for".
+    const explicit = stringOption(ctx.values, "port") ?? Deno.env.get("COURIER_PORT");
+    const asked = explicit !== undefined && options.port !== "auto" && options.port !== state.port
       ? `; not on port ${options.port} as asked: restart it to move it`
       : "";
     ctx.out.result(

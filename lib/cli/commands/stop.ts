@@ -2,7 +2,7 @@ import { resolve } from "node:path";
 import { ExitCode, UsageError } from "../../errors/mod.ts";
 import { resolveHome } from "../../home/mod.ts";
 import { parseSignal } from "../../proc/mod.ts";
-import { killService, NotRunningError, stopAllDaemons, stopService } from "../../service/mod.ts";
+import { killService, stopAllDaemons, stopService } from "../../service/mod.ts";
 import { parseSeconds, stringOption } from "../args.ts";
 import type { Command } from "../command.ts";
 
@@ -57,6 +57,7 @@ export const stopCommand: Command = {
     try {
       result = await stopService(resolveHome(ctx.homeOption), { timeoutMs });
     } catch (error) {
+      const { NotRunningError } = await import("../../service/mod.ts");
       if (!ctx.values["if-running"] || !(error instanceof NotRunningError)) throw error;
       ctx.out.result(error.message, { stopped: [] });
       return ExitCode.Ok;
