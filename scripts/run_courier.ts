@@ -21,12 +21,21 @@ export interface CourierRun {
 /** This checkout's `main.ts`, as a URL. */
 export const THIS_MAIN: string = new URL("../main.ts", import.meta.url).href;
 
-/** Runs `courier args…` of the checkout whose `main.ts` is at `main` (a URL). */
-export async function runCourier(main: string, args: string[]): Promise<CourierRun> {
-  const command = selfCommand(args, { mode: sourceRunMode(main) });
+/**
+ * Runs `courier args…` of the checkout whose `main.ts` is at `main` (a URL),
+ * to completion (no colour); with `prefix`, under that command
+ * (`["prlimit", "--nofile=512:512"]`).
+ */
+export async function runCourier(
+  main: string,
+  args: string[],
+  options: { prefix?: string[] } = {},
+): Promise<CourierRun> {
+  const self = selfCommand(args, { mode: sourceRunMode(main) });
+  const [command, ...rest] = [...(options.prefix ?? []), self.command, ...self.args];
   const started = performance.now();
-  const output = await new Deno.Command(command.command, {
-    args: command.args,
+  const output = await new Deno.Command(command, {
+    args: rest,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

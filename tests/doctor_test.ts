@@ -49,7 +49,8 @@ Deno.test("doctor finds stale files, corrupt registries, a busy port and orphans
     // In the home examined: a stale PID file and a corrupt port registry.
     await Deno.mkdir(layout.runDir, { recursive: true });
     await Deno.writeTextFile(layout.pidFile, "999999\n");
-    await Deno.writeTextFile(`${layout.runDir}/ports.json`, "{not json");
+    await Deno.mkdir(h.leaseDir, { recursive: true });
+    await Deno.writeTextFile(`${h.leaseDir}/ports.json`, "{not json");
     const busy = Deno.listen({ hostname: "127.0.0.1", port: await leaseTestPort() });
     try {
       const port = (busy.addr as Deno.NetAddr).port;
@@ -70,9 +71,11 @@ Deno.test("doctor finds stale files, corrupt registries, a busy port and orphans
         portFinding.message,
         new RegExp(`port ${port} is already in use by PID ${Deno.pid}`),
       );
+      // Its home's status and doctor say the same: it runs, its state file is gone.
       const orphan = finding(d, "daemons").find((f) => f.message.includes(`PID ${started.pid}`))!;
       assert.equal(orphan.level, "problem");
-      assert.equal(orphan.fix, `courier stop --all --within ${orphanHome.root}`);
+      assert.match(orphan.message, /is unhealthy: .*state file .* is gone/);
+      assert.equal(orphan.fix, `courier --home ${orphanHome.root} restart`);
 
       const text = await h.run(["doctor", "--port", String(port)]);
       assert.equal(text.code, 1);
@@ -84,5 +87,39 @@ Deno.test("doctor finds stale files, corrupt registries, a busy port and orphans
     }
     const stopped = await h.run(["stop", "--all", "--within", orphanHome.root]);
     assert.equal(stopped.code, 0, stopped.stderr);
+  });
+});
+
+Deno.test("doctor checks the port the daemon runs on, or the one start would use", async () => {
+  await withHome(async (h) => {
+    const port = await leaseTestPort();
+    assert.equal((await h.run(["start", "--port", String(port)])).code, 0);
+    const running = json<Diagnosis>(await h.run(["doctor", "--json"]));
+    assert.match(
+      finding(running, "port")[0].message,
+      new RegExp(`port ${port} is served by this Courier`),
+    );
+    assert.equal((await h.run(["stop"])).code, 0);
+
+    const busy = Deno.listen({ hostname: "127.0.0.1", port: await leaseTestPort() });
+    try {
+      const busyPort = (busy.addr as Deno.NetAddr).port;
+      const stopped = json<Diagnosis>(
+        await h.run(["doctor", "--json"], { env: { COURIER_PORT: String(busyPort) } }),
+      );
+      const found = finding(stopped, "port")[0];
+      assert.equal(found.level, "problem");
+      assert.match(
+        found.message,
+        new RegExp(`port ${busyPort} is already in use by PID ${Deno.pid}`),
+      );
+      const auto = json<Diagnosis>(
+        await h.run(["doctor", "--json"], { env: { COURIER_PORT: "auto" } }),
+      );
+      assert.match(finding(auto, "port")[0].message, /--port auto/);
+      assert.equal(finding(auto, "port")[0].level, "ok");
+    } finally {
+      busy.close();
+    }
   });
 });

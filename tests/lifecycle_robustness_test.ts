@@ -18,21 +18,26 @@ import { leaseTestPort } from "./helpers/ports.ts";
 
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 
+/** Runs `deno eval script` and returns once it has printed "up". */
+async function spawnUp(script: string): Promise<Deno.ChildProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", script],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  assert.equal(new TextDecoder().decode((await reader.read()).value).trim(), "up");
+  reader.releaseLock();
+  return child;
+}
+
 Deno.test("a port held on IPv4 by another process: exit 4 naming its PID and command line", async () => {
   await withHome(async (h) => {
     const port = await leaseTestPort();
-    const holder = new Deno.Command(Deno.execPath(), {
-      args: [
-        "eval",
-        `Deno.listen({ hostname: "127.0.0.1", port: ${port} }); console.log("up"); setTimeout(() => {}, 60000);`,
-      ],
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
+    const holder = await spawnUp(
+      `Deno.listen({ hostname: "127.0.0.1", port: ${port} }); console.log("up"); setTimeout(() => {}, 60000);`,
+    );
     try {
-      const reader = holder.stdout.getReader();
-      assert.equal(new TextDecoder().decode((await reader.read()).value).trim(), "up");
-      reader.releaseLock();
       const result = await h.run(["start", "--port", String(port)]);
       assert.equal(result.code, 4, result.stderr);
       assert.match(
@@ -268,24 +273,37 @@ Deno.test("a daemon that fails after spawning: exit 1 with the reason and the la
 
 Deno.test("a lock holder without state is starting, then unhealthy once past the start limit", async () => {
   await withHome(async (h) => {
-    const { pid } = json<{ pid: number }>(
-      await h.run(["start", "--port", String(await leaseTestPort()), "--json"]),
-    );
     const layout = homeLayout(h.home);
-    await Deno.remove(layout.pidFile);
-    await Deno.remove(layout.stateFile);
-    const fresh = await getStatus(layout);
-    assert.equal(fresh.state, "starting");
-    assert.equal(fresh.pid, pid);
-    const late = await getStatus(layout, { startingLimitS: 0 });
-    assert.equal(late.state, "unhealthy");
-    assert.match(
-      late.reason!,
-      new RegExp(`PID ${pid} holds .*courier\\.lock but has written no state`),
+    await Deno.mkdir(layout.runDir, { recursive: true });
+    // A daemon between taking the lock and listening: it holds the lock, serves nothing yet.
+    const holder = await spawnUp(
+      `const f = await Deno.open(${
+        JSON.stringify(layout.lockFile)
+      }, { read: true, write: true, create: true });
+       await f.lock(true); console.log("up"); setTimeout(() => {}, 60000);`,
     );
-    // stop still finds it through the lock it holds.
-    const stopped = await h.run(["stop", "--json"]);
-    assert.equal(stopped.code, 0, stopped.stderr);
-    assert.equal(await readProcessIdentity(pid), null);
+    try {
+      const fresh = await getStatus(layout);
+      assert.equal(fresh.state, "starting");
+      assert.equal(fresh.pid, holder.pid);
+      const late = await getStatus(layout, { startingLimitS: 0 });
+      assert.equal(late.state, "unhealthy");
+      assert.match(
+        late.reason!,
+        new RegExp(`PID ${holder.pid} holds .*courier\\.lock but has written no state`),
+      );
+      // stop still finds it through the lock it holds.
+      const stopped = await h.run(["stop", "--json"]);
+      assert.equal(stopped.code, 0, stopped.stderr);
+      assert.equal((await holder.status).signal, "SIGTERM");
+    } finally {
+      try {
+        holder.kill("SIGKILL");
+      } catch {
+        // stopped already
+      }
+      await holder.status;
+      await holder.stdout.cancel().catch(() => {});
+    }
   });
 });

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { LeaseInfo } from "../lib/ports/mod.ts";
 import { readProcessIdentity, signalIfSame, waitForExit } from "../lib/proc/mod.ts";
-import { courierCommand, type RunResult, TestHome, withHome } from "./helpers/courier.ts";
+import { courier, courierCommand, type RunResult, TestHome, withHome } from "./helpers/courier.ts";
 import { leaseTestPort } from "./helpers/ports.ts";
 
 const CHILD = new URL("./fixtures/port_child.ts", import.meta.url).pathname;
@@ -61,7 +61,7 @@ Deno.test("port allocate prints the port alone; --json prints the lease", async 
     const first = listed.find((l) => l.port === a)!;
     assert.equal(first.owner, null);
     assert.equal(Date.parse(first.expires_at!) - Date.parse(first.created_at), 300_000);
-    assert.ok(await Deno.stat(join(h.home, "run", "ports.json")));
+    assert.ok(await Deno.stat(join(h.leaseDir, "ports.json")), "one registry per user");
   });
 });
 
@@ -190,14 +190,14 @@ Deno.test("port list shows port, owner PID and liveness, age, expiry and label",
 Deno.test("a corrupt registry is moved aside with a warning and allocation goes on", async () => {
   const a = await leaseTestPort();
   await withHome(async (h) => {
-    await Deno.mkdir(join(h.home, "run"), { recursive: true });
-    await Deno.writeTextFile(join(h.home, "run", "ports.json"), "\0\0garbage");
+    await Deno.mkdir(h.leaseDir, { recursive: true });
+    await Deno.writeTextFile(join(h.leaseDir, "ports.json"), "\0\0garbage");
     const result = await h.run(["port", "allocate", "--range", `${a}-${a}`]);
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stdout, `${a}\n`);
     assert.match(result.stderr, /^courier: warning: port registry .*ports\.json could not be read/);
     assert.match(result.stderr, /moved it to .*ports\.json\.corrupt-/);
-    const names = [...Deno.readDirSync(join(h.home, "run"))].map((e) => e.name);
+    const names = [...Deno.readDirSync(h.leaseDir)].map((e) => e.name);
     assert.equal(names.filter((n) => n.startsWith("ports.json.corrupt-")).length, 1);
     assert.equal((await leases(h)).length, 1);
   });
@@ -220,10 +220,10 @@ class Exec {
   readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
   readonly #stdout: ReadableStreamDefaultReader<string>;
 
-  constructor(home: string, execArgs: string[], childArgs: string[], prefix: string[] = []) {
+  constructor(h: TestHome, execArgs: string[], childArgs: string[], prefix: string[] = []) {
     const courier = courierCommand([
       "--home",
-      home,
+      h.home,
       "port",
       "exec",
       ...execArgs,
@@ -234,7 +234,7 @@ class Exec {
     const [command, ...args] = [...prefix, courier.command, ...courier.args];
     this.process = new Deno.Command(command, {
       args,
-      env: { NO_COLOR: "1" },
+      env: { NO_COLOR: "1", COURIER_LEASE_DIR: h.leaseDir },
       stdin: "piped",
       stdout: "piped",
       stderr: "inherit",
@@ -281,7 +281,7 @@ async function leaseOwnedBy(h: TestHome, pid: number): Promise<LeaseInfo> {
 Deno.test("port exec sets PORT, holds the lease while the child runs, releases it after, passes the exit code", async () => {
   const a = await leaseTestPort();
   await withHome(async (h) => {
-    const exec = new Exec(h.home, ["--range", `${a}-${a}`], ["PORT", "7"]);
+    const exec = new Exec(h, ["--range", `${a}-${a}`], ["PORT", "7"]);
     try {
       const child = await exec.started();
       assert.equal(child.value, String(a));
@@ -303,7 +303,7 @@ Deno.test("port exec sets PORT, holds the lease while the child runs, releases i
 Deno.test("port exec --env NAME sets that variable instead", async () => {
   const a = await leaseTestPort();
   await withHome(async (h) => {
-    const exec = new Exec(h.home, ["--preferred", String(a), "--env", "HTTP_PORT"], [
+    const exec = new Exec(h, ["--preferred", String(a), "--env", "HTTP_PORT"], [
       "HTTP_PORT",
       "0",
     ]);
@@ -319,7 +319,7 @@ Deno.test("port exec --env NAME sets that variable instead", async () => {
 Deno.test("port exec forwards SIGTERM to the child and exits with the child's code", async () => {
   const a = await leaseTestPort();
   await withHome(async (h) => {
-    const exec = new Exec(h.home, ["--range", `${a}-${a}`], ["PORT", "0", "42"]);
+    const exec = new Exec(h, ["--range", `${a}-${a}`], ["PORT", "0", "42"]);
     try {
       const child = await exec.started();
       await leaseOwnedBy(h, child.pid);
@@ -350,7 +350,7 @@ Deno.test({
     const a = await leaseTestPort();
     await withHome(async (h) => {
       // In a session of its own, with no terminal: a SIGINT can only come from kill.
-      const exec = new Exec(h.home, ["--range", `${a}-${a}`], ["PORT", "0"], ["setsid"]);
+      const exec = new Exec(h, ["--range", `${a}-${a}`], ["PORT", "0"], ["setsid"]);
       try {
         const child = await exec.started();
         await leaseOwnedBy(h, child.pid);
@@ -405,7 +405,7 @@ Deno.test({
       // COURIER_DEBUG: courier says what it did with each signal, once it has.
       const terminal = new Deno.Command("script", {
         args: ["-qfec", line, "/dev/null"],
-        env: { NO_COLOR: "1", COURIER_DEBUG: "1" },
+        env: { NO_COLOR: "1", COURIER_DEBUG: "1", COURIER_LEASE_DIR: h.leaseDir },
         stdin: "piped",
         stdout: "piped",
         stderr: "inherit",
@@ -454,7 +454,7 @@ Deno.test({
 Deno.test("if port exec is killed with SIGKILL the lease stays with the child until it exits", async () => {
   const a = await leaseTestPort();
   await withHome(async (h) => {
-    const exec = new Exec(h.home, ["--range", `${a}-${a}`], ["PORT", "0"]);
+    const exec = new Exec(h, ["--range", `${a}-${a}`], ["PORT", "0"]);
     let childPid = 0;
     try {
       const child = await exec.started();
@@ -476,5 +476,67 @@ Deno.test("if port exec is killed with SIGKILL the lease stays with the child un
     }
     const gc = await h.run(["port", "gc"]);
     assert.equal(gc.stdout, "Removed 1 stale lease.\n");
+  });
+});
+
+Deno.test("leases are per user, not per home: two homes allocating at once never share a port", async () => {
+  await withHome(async (h) => {
+    const other = h.sibling("other");
+    const env = { COURIER_LEASE_DIR: h.leaseDir };
+    const runs = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        courier(
+          ["--home", i % 2 ? h.home : other, "port", "allocate", "--range", "44000-44999"],
+          { env },
+        )),
+    );
+    assert.ok(runs.every((run) => run.code === 0), runs.map((r) => r.stderr).join(""));
+    const ports = runs.map((run) => Number(run.stdout));
+    assert.equal(new Set(ports).size, 8, `handed out twice: ${ports.join(" ")}`);
+    const fromOther = await courier(["--home", other, "port", "list", "--json"], { env });
+    assert.deepEqual(
+      JSON.parse(fromOther.stdout).leases.map((l: LeaseInfo) => l.port).sort(),
+      [...ports].sort(),
+    );
+  });
+});
+
+Deno.test("two homes starting with --port auto at once get different ports", async () => {
+  await withHome(async (h) => {
+    const env = { COURIER_LEASE_DIR: h.leaseDir, COURIER_PORT: String(await leaseTestPort()) };
+    const homes = [h.home, h.sibling("other")];
+    const started = await Promise.all(
+      homes.map((home) => courier(["--home", home, "start", "--port", "auto", "--json"], { env })),
+    );
+    assert.ok(started.every((run) => run.code === 0), started.map((r) => r.stderr).join(""));
+    const ports = started.map((run) => JSON.parse(run.stdout).port);
+    assert.notEqual(ports[0], ports[1]);
+    for (const home of homes) assert.equal((await courier(["--home", home, "stop"])).code, 0);
+  });
+});
+
+Deno.test("port exec puts the port in place of {port} in the command line; {{port}} stays {port}", async () => {
+  const a = await leaseTestPort();
+  await withHome(async (h) => {
+    // The README's examples, as a shell runs them (--home first: the rest is the command's).
+    const exec = (args: string[]) =>
+      courier(["--home", h.home, "port", "exec", ...args], {
+        env: { COURIER_LEASE_DIR: h.leaseDir },
+      });
+    const direct = await exec(["--range", `${a}-${a}`, "--", "echo", "{port}"]);
+    assert.equal(direct.code, 0, direct.stderr);
+    assert.equal(direct.stdout, `${a}\n`);
+    const shell = await exec([
+      "--range",
+      `${a}-${a}`,
+      "--env",
+      "HTTP_PORT",
+      "--",
+      "sh",
+      "-c",
+      'echo "$HTTP_PORT on:{port} literal:{{port}} other:{x} {{y}}"',
+    ]);
+    assert.equal(shell.code, 0, shell.stderr);
+    assert.equal(shell.stdout, `${a} on:${a} literal:{port} other:{x} {{y}}\n`);
   });
 });

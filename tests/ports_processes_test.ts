@@ -106,13 +106,18 @@ Deno.test("parallel 'courier port allocate' runs print distinct ports", async ()
         "--range",
         "43000-43999",
       ]);
-      return new Deno.Command(command, { args, stdout: "piped", stderr: "piped" }).output();
+      return new Deno.Command(command, {
+        args,
+        env: { COURIER_LEASE_DIR: dir },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
     }));
     const printed = runs.map((run) => new TextDecoder().decode(run.stdout));
     assert.ok(runs.every((run) => run.success), printed.join(""));
     assert.ok(printed.every((text) => /^\d+\n$/.test(text)));
     assert.equal(new Set(printed).size, 6);
-    const leases = await new PortAllocator({ home: dir }).list();
+    const leases = await new PortAllocator({ dir }).list();
     assert.equal(leases.length, 6);
     assert.ok(leases.every((lease) => lease.owner === null && lease.expires_at !== null));
   });

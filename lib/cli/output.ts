@@ -93,17 +93,71 @@ export function stripAnsi(text: string): string {
 }
 
 /**
+ * Code points a terminal shows two columns wide: the East Asian Wide and
+ * Fullwidth ranges of Unicode's EastAsianWidth.txt (CJK, Hangul, kana,
+ * fullwidth forms…), beside emoji shown as pictures (`\p{Emoji_Presentation}`).
+ */
+const WIDE: readonly [number, number][] = [
+  [0x1100, 0x115f],
+  [0x231a, 0x231b],
+  [0x2329, 0x232a],
+  [0x2e80, 0x303e],
+  [0x3041, 0x33ff],
+  [0x3400, 0x4dbf],
+  [0x4e00, 0x9fff],
+  [0xa000, 0xa4cf],
+  [0xa960, 0xa97f],
+  [0xac00, 0xd7a3],
+  [0xf900, 0xfaff],
+  [0xfe10, 0xfe19],
+  [0xfe30, 0xfe6f],
+  [0xff00, 0xff60],
+  [0xffe0, 0xffe6],
+  [0x16fe0, 0x16fe4],
+  [0x17000, 0x18cff],
+  [0x1b000, 0x1b2ff],
+  [0x1f200, 0x1f2ff],
+  [0x20000, 0x2fffd],
+  [0x30000, 0x3fffd],
+];
+
+const ZERO_WIDTH = /[\p{Mn}\p{Me}\p{Cf}\p{Cc}]/u;
+const EMOJI = /\p{Emoji_Presentation}/u;
+
+function charWidth(char: string): number {
+  const code = char.codePointAt(0)!;
+  if (code < 0x300) return code < 0x20 || (code >= 0x7f && code < 0xa0) ? 0 : 1;
+  if (ZERO_WIDTH.test(char)) return 0;
+  for (const [start, end] of WIDE) {
+    if (code < start) break;
+    if (code <= end) return 2;
+  }
+  return EMOJI.test(char) ? 2 : 1;
+}
+
+/**
+ * How many terminal columns `text` takes: colour codes none, combining
+ * marks and zero-width characters none, East Asian wide and fullwidth
+ * characters (and emoji) two, everything else one.
+ */
+export function displayWidth(text: string): number {
+  let width = 0;
+  for (const char of stripAnsi(text)) width += charWidth(char);
+  return width;
+}
+
+/**
  * Lays out rows as an aligned table: columns padded to their widest cell,
- * two spaces apart, the last column unpadded.
+ * by display width (a CJK character takes two columns, a combining mark
+ * none: see {@link displayWidth}), two spaces apart, the last column
+ * unpadded.
  */
 export function formatTable(header: string[], rows: string[][]): string[] {
   const all = [header, ...rows];
-  const widths = header.map((_, col) =>
-    Math.max(...all.map((r) => stripAnsi(r[col] ?? "").length))
-  );
+  const widths = header.map((_, col) => Math.max(...all.map((r) => displayWidth(r[col] ?? ""))));
   return all.map((row) =>
     row.map((cell, col) =>
-      col === row.length - 1 ? cell : cell + " ".repeat(widths[col] - stripAnsi(cell).length)
+      col === row.length - 1 ? cell : cell + " ".repeat(widths[col] - displayWidth(cell))
     ).join("  ").trimEnd()
   );
 }

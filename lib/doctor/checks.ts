@@ -1,7 +1,9 @@
 import { join } from "node:path";
+import { FileSystemError, fileSystemErrorCode } from "../errors/mod.ts";
 import { type HomeLayout, homeLayout, writableError } from "../home/mod.ts";
 import { exposureWarning, parseToken, TokenFileError } from "../http/mod.ts";
 import { findPortHolder, isPortFree } from "../net/mod.ts";
+import { userLeaseDir } from "../ports/mod.ts";
 import { hasTool } from "../proc/mod.ts";
 import { DEFAULT_HOST, DEFAULT_PORT, findDaemons, getStatus } from "../service/mod.ts";
 import { checkMailbox } from "./mailbox_check.ts";
@@ -39,10 +41,43 @@ export interface Diagnosis {
 
 /** Options of {@link diagnose}. */
 export interface DiagnoseOptions {
-  /** The port courier is configured to use (default `COURIER_PORT` or 8644). */
+  /** A port to check, whatever the daemon uses (`doctor --port N`). */
   port?: number;
-  /** Host for the port check (default 127.0.0.1). */
+  /**
+   * The port `start` would use when no daemon runs (`COURIER_PORT`;
+   * default 8644); `auto` needs no check. A running daemon's own port is
+   * checked otherwise.
+   */
+  defaultPort?: number | "auto";
+  /** Host for the port check (default: the running daemon's, else 127.0.0.1). */
   host?: string;
+}
+
+/** What a folder that cannot be written needs, by cause: the problem and its fix. */
+function unwritable(dir: string, error: Error): Finding {
+  const code = fileSystemErrorCode(error);
+  if (code === "EROFS") {
+    return {
+      check: "home",
+      level: "problem",
+      message: `${dir} is on a read-only file system`,
+      fix: `remount it read-write, or use another home: courier --home DIR …`,
+    };
+  }
+  if (code === "ENOSPC" || code === "EDQUOT") {
+    return {
+      check: "home",
+      level: "problem",
+      message: `${dir} cannot be written: no space left on the device (${code})`,
+      fix: `free some space on it (df -h ${dir}), or use another home: courier --home DIR …`,
+    };
+  }
+  return {
+    check: "home",
+    level: "problem",
+    message: `${dir} is not writable: ${error.message}`,
+    fix: `chmod u+rwx ${dir}`,
+  };
 }
 
 async function checkHome(root: string): Promise<Finding[]> {
@@ -76,14 +111,10 @@ async function checkHome(root: string): Promise<Finding[]> {
   for (const dir of [root, join(root, "run"), join(root, "log")]) {
     const error = await writableError(dir);
     if (!error || error instanceof Deno.errors.NotFound) continue; // missing ones: created on start
-    findings.push({
-      check: "home",
-      level: "problem",
-      message: `${dir} is not writable: ${error.message}`,
-      fix: `chmod u+rwx ${dir}`,
-    });
+    findings.push(unwritable(dir, error));
   }
-  if (((info.mode ?? 0) & 0o022) !== 0) {
+  const readOnly = findings.some((f) => f.message.endsWith("read-only file system"));
+  if (((info.mode ?? 0) & 0o022) !== 0 && !readOnly) {
     findings.push({
       check: "home",
       level: "problem",
@@ -99,19 +130,20 @@ async function checkHome(root: string): Promise<Finding[]> {
 
 async function checkState(
   root: string,
-): Promise<{ findings: Finding[]; runningPort: number | null; host: string | null }> {
+): Promise<{ findings: Finding[]; running: { port: number; host: string | null } | null }> {
   let status;
   try {
     status = await getStatus(homeLayout(root));
   } catch (error) {
+    // A home that is a file: the home check says so and how to fix it.
+    if (error instanceof FileSystemError) return { findings: [], running: null };
     if (!(error instanceof TokenFileError)) throw error;
     const fix = error.problem === "unreadable"
       ? `chmod 600 ${error.path}   # as the user who owns the home`
       : "courier token rotate";
     return {
       findings: [{ check: "state", level: "problem", message: error.message, fix }],
-      runningPort: null,
-      host: null,
+      running: null,
     };
   }
   const findings: Finding[] = [];
@@ -142,7 +174,9 @@ async function checkState(
         check: "state",
         level: "problem",
         message: `Courier (PID ${status.pid}) is running but unhealthy: ${status.reason}`,
-        fix: "courier restart",
+        fix: status.process_state
+          ? `kill -CONT ${status.pid}   # or: courier restart`
+          : "courier restart",
       });
       break;
     case "stale":
@@ -153,12 +187,8 @@ async function checkState(
         fix: "courier stop   # removes them (or courier start, which replaces them)",
       });
   }
-  const running = status.state === "running";
-  return {
-    findings,
-    runningPort: running ? status.port : null,
-    host: running ? status.host : null,
-  };
+  const serving = status.pid !== null && status.port !== null && status.state !== "stale";
+  return { findings, running: serving ? { port: status.port!, host: status.host } : null };
 }
 
 /** `config.json` and the API token: readable by their owner only, and the token well-formed. */
@@ -214,12 +244,13 @@ function checkExposure(host: string | null, port: number | null): Finding[] {
 }
 
 async function checkRegistries(root: string): Promise<Finding[]> {
+  const leases = userLeaseDir(); // the user's port leases, whatever the home
   const files: [string, string][] = [
     [join(root, "run", "courier.json"), "courier stop   # removes the unreadable state file"],
-    [
-      join(root, "run", "ports.json"),
+    ...(leases === null ? [] : [[
+      join(leases, "ports.json"),
       "courier port gc   # moves it aside and starts a fresh registry",
-    ],
+    ] as [string, string]]),
     [
       join(root, "mailbox", ".state", "locks.json"),
       "courier restart   # moves it aside and keeps every claim still readable",
@@ -257,20 +288,29 @@ async function checkDaemons(root: string): Promise<Finding[]> {
   for (const daemon of daemons) {
     const status = daemon.homeDeleted
       ? null
-      : await getStatus(homeLayout(daemon.home), { health: false });
-    const named = status?.daemon?.pid === daemon.pid;
-    if (!named) {
-      findings.push({
-        check: "daemons",
-        level: "problem",
-        message: `orphaned daemon PID ${daemon.pid} (home ${daemon.home}${
-          daemon.homeDeleted ? ", deleted" : ""
-        }) is named by no state file`,
-        fix: daemon.homeDeleted
-          ? `courier stop --all   # or: kill ${daemon.pid}`
-          : `courier stop --all --within ${daemon.home}`,
-      });
+      : await getStatus(homeLayout(daemon.home), { health: false }).catch(() => null);
+    // The daemon its home's status knows (running, starting, or unhealthy there).
+    if (status?.pid === daemon.pid) {
+      if (daemon.home !== root && status.state === "unhealthy") {
+        findings.push({
+          check: "daemons",
+          level: "problem",
+          message: `Courier PID ${daemon.pid} (home ${daemon.home}) is unhealthy: ${status.reason}`,
+          fix: `courier --home ${daemon.home} restart`,
+        });
+      }
+      continue;
     }
+    findings.push({
+      check: "daemons",
+      level: "problem",
+      message: `orphaned daemon PID ${daemon.pid} (home ${daemon.home}${
+        daemon.homeDeleted ? ", deleted" : ""
+      }) is named by no state file`,
+      fix: daemon.homeDeleted
+        ? `courier stop --all   # or: kill ${daemon.pid}`
+        : `courier stop --all --within ${daemon.home}`,
+    });
   }
   const others = daemons.filter((d) => d.home !== root).length;
   if (findings.length === 0) {
@@ -284,7 +324,18 @@ async function checkDaemons(root: string): Promise<Finding[]> {
   return findings;
 }
 
-async function checkPort(port: number, host: string, runningPort: number | null): Promise<Finding> {
+async function checkPort(
+  port: number | "auto",
+  host: string,
+  runningPort: number | null,
+): Promise<Finding> {
+  if (port === "auto") {
+    return {
+      check: "port",
+      level: "ok",
+      message: "start takes a port lease (--port auto): nothing to check before it runs",
+    };
+  }
   if (runningPort === port) {
     return { check: "port", level: "ok", message: `port ${port} is served by this Courier` };
   }
@@ -336,7 +387,8 @@ async function checkTools(): Promise<Finding[]> {
  * Examines a courier home and this machine: the home's permissions, stale
  * PID/state files, whether `config.json` and the API token are private, a
  * daemon listening beyond loopback, unparsable registries, orphaned daemons,
- * whether the configured port is free (and who holds it), and the optional
+ * whether the port is free (and who holds it): the one asked for, else the
+ * one the daemon runs on, else the one `start` would use; and the optional
  * helper tools. Each problem comes with the command that fixes it. Changes
  * nothing.
  */
@@ -348,11 +400,15 @@ export async function diagnose(home: string, options: DiagnoseOptions = {}): Pro
     ...homeFindings,
     ...state.findings,
     ...await checkSecrets(homeLayout(root)),
-    ...checkExposure(state.host, state.runningPort),
+    ...checkExposure(state.running?.host ?? null, state.running?.port ?? null),
     ...await checkRegistries(root),
     ...await checkMailbox(root),
     ...await checkDaemons(root),
-    await checkPort(options.port ?? DEFAULT_PORT, options.host ?? DEFAULT_HOST, state.runningPort),
+    await checkPort(
+      options.port ?? state.running?.port ?? options.defaultPort ?? DEFAULT_PORT,
+      options.host ?? state.running?.host ?? DEFAULT_HOST,
+      state.running?.port ?? null,
+    ),
     ...await checkTools(),
   ];
   return { ok: findings.every((f) => f.level !== "problem"), home: root, findings };

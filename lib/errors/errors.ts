@@ -44,24 +44,3 @@ export class UsageError extends CourierError {
     this.name = "UsageError";
   }
 }
-
-/** The courier home cannot be created, read or written. */
-export class HomePermissionError extends CourierError {
-  /** The path that could not be used. */
-  readonly path: string;
-
-  /**
-   * @param path The path that failed.
-   * @param cause The underlying error.
-   */
-  constructor(path: string, cause?: unknown) {
-    const reason = cause instanceof Error ? ` (${cause.message.replace(/: [^:]*$/, "")})` : "";
-    super(
-      `Cannot create or write the courier home ${path}${reason}. ` +
-        `Fix its permissions or choose another home with --home DIR or COURIER_HOME.`,
-      { exitCode: ExitCode.Permission, cause },
-    );
-    this.name = "HomePermissionError";
-    this.path = path;
-  }
-}

@@ -5,3 +5,4 @@
  */
 export * from "./errors.ts";
 export * from "./exit_codes.ts";
+export * from "./file_system.ts";

@@ -1,5 +1,5 @@
 import { join, resolve } from "../fs/path.ts";
-import { HomePermissionError } from "../errors/mod.ts";
+import { FileSystemError, fileSystemErrorCode, HomePermissionError } from "../errors/mod.ts";
 
 /** Every path courier keeps under its home directory. */
 export interface HomeLayout {
@@ -90,4 +90,28 @@ export async function writableError(dir: string): Promise<Error | null> {
   }
   await Deno.remove(probe).catch(() => {});
   return null;
+}
+
+/**
+ * Checks, without creating anything, that the home can be a courier home:
+ * it is a directory, or does not exist yet.
+ *
+ * @throws {FileSystemError} when it, or a folder above it, is a file (or cannot be looked at).
+ */
+export async function assertHomeUsable(layout: HomeLayout): Promise<void> {
+  const what = `Cannot use the courier home ${layout.root}`;
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(layout.root);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    if (fileSystemErrorCode(error) !== null) {
+      throw new FileSystemError(layout.root, error, { what });
+    }
+    throw error;
+  }
+  if (!info.isDirectory) {
+    const cause = Object.assign(new Error("Not a directory"), { code: "ENOTDIR" });
+    throw new FileSystemError(layout.root, cause, { what });
+  }
 }

@@ -1,6 +1,6 @@
 import { readCommandLine } from "../proc/identity.ts";
 import { runTool } from "../proc/run_tool.ts";
-import { readSocketTable } from "./socket_table.ts";
+import { readSocketTable, type SocketEntry } from "./socket_table.ts";
 
 /** Who holds a port. */
 export interface PortHolder {
@@ -68,4 +68,25 @@ async function fromSs(port: number): Promise<PortHolder | null> {
   const out = await runTool("ss", ["-ltnpH", `sport = :${port}`]);
   const match = out?.stdout.match(/pid=(\d+)/);
   return match ? await withCommandLine(Number(match[1]), "ss") : null;
+}
+
+/**
+ * The TCP sockets process `pid` listens on, from its `/proc/<pid>/fd` and
+ * the kernel's socket tables; `null` where that cannot be read (not Linux,
+ * or another user's process).
+ */
+export async function listeningSockets(pid: number): Promise<SocketEntry[] | null> {
+  const inodes = new Set<number>();
+  try {
+    for await (const fd of Deno.readDir(`/proc/${pid}/fd`)) {
+      const link = await Deno.readLink(`/proc/${pid}/fd/${fd.name}`).catch(() => "");
+      const inode = link.match(/^socket:\[(\d+)\]$/)?.[1];
+      if (inode) inodes.add(Number(inode));
+    }
+  } catch {
+    return null;
+  }
+  const table = await readSocketTable();
+  if (!table) return null;
+  return table.filter((e) => e.state === "LISTEN" && inodes.has(e.inode));
 }

@@ -1,4 +1,4 @@
-import { ensureHome, homeLayout, resolveHome } from "../home/mod.ts";
+import { asFileSystemError, HomePermissionError } from "../errors/mod.ts";
 import { canBind, probeAddresses } from "../net/mod.ts";
 import { type ProcessIdentity, readProcessIdentity } from "../proc/mod.ts";
 import { NoFreePortError, PortOwnerNotFoundError } from "./errors.ts";
@@ -10,6 +10,7 @@ import {
   lockTimeoutError,
   withFileLock,
 } from "./file_lock.ts";
+import { userLeaseDir } from "./lease_dir.ts";
 import { OwnerCheck, procAccessError } from "./owners.ts";
 import {
   type AllocateOp,
@@ -48,11 +49,10 @@ export const DEFAULT_HOST = "127.0.0.1";
 /** Where a {@link PortAllocator} keeps its registry, and how it behaves. */
 export interface PortAllocatorOptions {
   /**
-   * The courier home whose `run/ports.json` holds the leases (default:
-   * `COURIER_HOME`, else `~/.courier`).
+   * The directory that holds `ports.json`, `ports.lock` and `ports.queue/`
+   * (default: this user's, see {@link userLeaseDir}: one registry per user,
+   * so that no two of the user's processes get the same port).
    */
-  home?: string;
-  /** A directory to keep `ports.json` and `ports.lock` in instead of `<home>/run`. */
   dir?: string;
   /** How long to wait for the registry lock, in milliseconds (default 30 000). */
   lockTimeoutMs?: number;
@@ -163,7 +163,8 @@ interface CommitResult<T> {
  * kernel's socket tables in every state, so even a program binding without
  * `SO_REUSEADDR` succeeds on it).
  *
- * Leases live in `<home>/run/ports.json`; every change is a read-modify-write
+ * Leases live in `ports.json` in one directory per user (see
+ * {@link userLeaseDir}); every change is a read-modify-write
  * under an exclusive `flock` on `ports.lock`. Requests queue in
  * `ports.queue/` while they wait, and whoever holds the lock serves all of
  * them, oldest first, in one write (see `RequestQueue`), so contention costs
@@ -176,7 +177,7 @@ interface CommitResult<T> {
  *
  * @example
  * ```ts
- * const allocator = new PortAllocator({ home: "/tmp/courier-home" });
+ * const allocator = new PortAllocator();
  * const { port } = await allocator.allocate({ preferred: 8080, label: "dev server" });
  * try {
  *   // start a server on `port`…
@@ -208,7 +209,11 @@ export class PortAllocator {
    */
   constructor(options: PortAllocatorOptions = {}) {
     this.#options = options;
-    this.dir = options.dir ?? homeLayout(resolveHome(options.home)).runDir;
+    const dir = options.dir ?? userLeaseDir();
+    if (dir === null) {
+      throw new HomePermissionError("~/.courier/run (HOME is not set; set COURIER_LEASE_DIR)");
+    }
+    this.dir = dir;
     this.paths = registryPaths(this.dir);
     this.#queue = new RequestQueue(`${this.paths.registry.replace(/\.json$/, "")}.queue`);
     this.#now = options.now ?? Date.now;
@@ -469,11 +474,7 @@ export class PortAllocator {
   /** Creates the registry directory (once per allocator). */
   async #ensureDirs(): Promise<void> {
     this.#ready ??= (async () => {
-      if (this.#options.dir !== undefined) {
-        await Deno.mkdir(this.dir, { recursive: true, mode: 0o700 });
-      } else {
-        await ensureHome(homeLayout(resolveHome(this.#options.home)));
-      }
+      await Deno.mkdir(this.dir, { recursive: true, mode: 0o700 });
       await this.#queue.prepare();
       // Create it if missing (waiters open it read-only). Opening an existing
       // one for writing would wake every waiter when it is closed.
@@ -487,7 +488,7 @@ export class PortAllocator {
       await this.#ready;
     } catch (error) {
       this.#ready = null;
-      throw error;
+      throw this.#userError(error);
     }
   }
 
@@ -499,6 +500,24 @@ export class PortAllocator {
    * served it, or this call tries the lock again.
    */
   async #submit(op: AllocateOp | ReleaseOp): Promise<Answer> {
+    try {
+      return await this.#serve(op);
+    } catch (error) {
+      throw this.#userError(error);
+    }
+  }
+
+  /**
+   * A full disk, a read-only file system or a missing permission, as the
+   * user-facing error that names the registry (or the path the error names);
+   * anything else as it is.
+   */
+  #userError(error: unknown): unknown {
+    return asFileSystemError(error, this.paths.registry) ?? error;
+  }
+
+  /** {@link #submit}'s work. */
+  async #serve(op: AllocateOp | ReleaseOp): Promise<Answer> {
     await this.#ensureDirs();
     const requester = await this.#selfIdentity();
     const request: QueuedRequest = {
@@ -580,7 +599,12 @@ export class PortAllocator {
    * prepare, transfer); then, the lock let go, starts its `sync`.
    */
   async #locked<R extends { sync?: RegistrySync | null }>(fn: () => Promise<R>): Promise<R> {
-    const result = await withFileLock(this.paths.lock, fn, { timeoutMs: this.#lockTimeout() });
+    let result: R;
+    try {
+      result = await withFileLock(this.paths.lock, fn, { timeoutMs: this.#lockTimeout() });
+    } catch (error) {
+      throw this.#userError(error);
+    }
     this.#sync(result.sync);
     return result;
   }

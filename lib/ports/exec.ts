@@ -9,6 +9,11 @@ export const FORWARDED_SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM"];
 export interface ExecWithPortOptions extends AllocatePortOptions {
   /** The environment variable that carries the port (default `PORT`). */
   env?: string;
+  /**
+   * Put the port in place of `{port}` in the command and its arguments
+   * (default `true`; see {@link substitutePort}).
+   */
+  substitute?: boolean;
   /** Called once the lease is taken and the child started (tests, progress output). */
   onStart?: (info: { port: number; pid: number }) => void;
   /** Called for each SIGINT or SIGTERM this process gets while the child runs, once handled. */
@@ -55,13 +60,31 @@ export function interruptReachesChild(
     child.pgrp === self.pgrp;
 }
 
+/**
+ * The command line with the port in place of each `{port}`, and `{{port}}`
+ * turned into a literal `{port}`. Nothing else changes: other braces
+ * (`{x}`, `{{.Name}}`) are left as they are.
+ *
+ * @example
+ * ```ts
+ * substitutePort(["python3", "-m", "http.server", "{port}"], 8080);
+ * // ["python3", "-m", "http.server", "8080"]
+ * ```
+ */
+export function substitutePort(args: readonly string[], port: number): string[] {
+  return args.map((arg) =>
+    arg.replace(/\{\{port\}\}|\{port\}/g, (token) => token === "{port}" ? String(port) : "{port}")
+  );
+}
+
 /** Whether `name` can be an environment variable name (`PORT`, `HTTP_PORT`…). */
 export function isEnvName(name: string): boolean {
   return /^[A-Za-z_][A-Za-z0-9_]*$/.test(name);
 }
 
 /**
- * Runs `command` with a leased port in its environment and releases the
+ * Runs `command` with a leased port in its environment (and in place of
+ * `{port}` in its command line: {@link substitutePort}) and releases the
  * lease when it exits.
  *
  * The lease is taken first, owned by this process, so it holds while the
@@ -102,8 +125,11 @@ export async function execWithPort(
   let ownerPid = Deno.pid;
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(command, {
-      args,
+    const [program, ...programArgs] = options.substitute === false
+      ? [command, ...args]
+      : substitutePort([command, ...args], port);
+    child = new Deno.Command(program, {
+      args: programArgs,
       env: { [name]: String(port) },
       stdin: "inherit",
       stdout: "inherit",

@@ -1,7 +1,8 @@
 /**
- * Port leases: a cross-process port allocator. Leases live in
- * `<home>/run/ports.json`, guarded by an exclusive lock on
- * `<home>/run/ports.lock` held only for each read-modify-write; a lease lives
+ * Port leases: a cross-process port allocator. Leases live in one registry
+ * per user (`$XDG_RUNTIME_DIR/courier/ports.json`, else
+ * `~/.courier/run/ports.json`; see `userLeaseDir`), guarded by an exclusive
+ * lock on `ports.lock` beside it held only for each read-modify-write; a lease lives
  * while its owner process does (and, with a TTL, until it expires).
  *
  * @example
@@ -18,6 +19,7 @@ export * from "./allocator.ts";
 export * from "./errors.ts";
 export * from "./exec.ts";
 export * from "./file_lock.ts";
+export * from "./lease_dir.ts";
 export * from "./queue.ts";
 export * from "./range.ts";
 export * from "./registry.ts";

@@ -131,6 +131,25 @@ export async function isProcessAlive(recorded: ProcessIdentity): Promise<boolean
   return current !== null && sameProcess(recorded, current);
 }
 
+/**
+ * The one-letter state of a process (`R` running, `S` sleeping, `D` disk
+ * wait, `T` stopped by a signal, `t` stopped by a tracer, `Z` zombie…),
+ * from `/proc/<pid>/stat` or `ps -o stat=`; `null` when there is no such
+ * process.
+ */
+export async function readProcessState(pid: number): Promise<string | null> {
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  if (isLinux) {
+    try {
+      return parseProcStat(await Deno.readTextFile(`/proc/${pid}/stat`))?.state ?? null;
+    } catch {
+      return null;
+    }
+  }
+  const out = await runTool("ps", ["-o", "stat=", "-p", String(pid)]);
+  return out?.code === 0 ? out.stdout.trim().slice(0, 1) || null : null;
+}
+
 /** The command line of a process (`argv` joined by spaces), or `null` if unknown. */
 export async function readCommandLine(pid: number): Promise<string | null> {
   if (isLinux) {

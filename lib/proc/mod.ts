@@ -5,6 +5,7 @@
  *
  * @module
  */
+export * from "./fd_limit.ts";
 export * from "./find_processes.ts";
 export * from "./identity.ts";
 export * from "./lock_holders.ts";

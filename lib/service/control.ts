@@ -1,6 +1,6 @@
 import { CourierError, ExitCode, type ExitCodeValue } from "../errors/mod.ts";
 import { ensureHome, type HomeLayout, homeLayout } from "../home/mod.ts";
-import { tailLines } from "../log/mod.ts";
+import { openLogger, tailLines } from "../log/mod.ts";
 import {
   currentRunMode,
   heldLockFiles,
@@ -13,11 +13,17 @@ import {
 import { askToStop, installedService, type Supervisor } from "../service_manager/mod.ts";
 import { DEFAULT_HOST, DEFAULT_PORT } from "./defaults.ts";
 import { type DaemonProcess, findDaemons } from "./discover.ts";
-import { AlreadyRunningError, NotRunningError, StartFailedError } from "./errors.ts";
+import {
+  AlreadyRunningError,
+  NotRunningError,
+  PortInUseError,
+  ServiceUnhealthyError,
+  StartFailedError,
+} from "./errors.ts";
 import { assertPortAvailable } from "./port_check.ts";
 import { parseReadinessLine, type ReadinessMessage } from "./readiness.ts";
 import { type DaemonState, readDaemonState, removeRunFiles } from "./state_file.ts";
-import { getStatus, type ServiceStatus } from "./status.ts";
+import { fetchHealth, getStatus, type ServiceStatus } from "./status.ts";
 import { startSupervised } from "./supervised.ts";
 
 /** Options of {@link startService}. */
@@ -38,48 +44,148 @@ export interface StartOptions {
    * was installed with (default true); `false` always spawns the daemon.
    */
   service?: boolean;
+  /**
+   * When a daemon already runs in this home, return it (once it answers
+   * `/health`) instead of throwing {@link AlreadyRunningError}; a daemon
+   * that is starting is waited for. A daemon that runs but is not healthy
+   * (stopped by a signal, not answering) is a {@link ServiceUnhealthyError}.
+   */
+  ifNotRunning?: boolean;
 }
 
 /** What {@link startService} returns. */
 export interface StartResult {
-  /** The new daemon's state. */
+  /** The daemon's state. */
   state: DaemonState;
-  /** Milliseconds from spawn to readiness. */
+  /** Milliseconds from spawn (or from the call, when it was already running) to readiness. */
   elapsedMs: number;
+  /** `true` when it was already running (`ifNotRunning`) and nothing was started. */
+  alreadyRunning: boolean;
 }
 
 const LOG_LINES_ON_FAILURE = 10;
+
+/** Whether the status names a daemon that holds the home (alive, in whatever shape). */
+function holdsHome(status: ServiceStatus): boolean {
+  return status.pid !== null && status.state !== "stale" && status.state !== "stopped";
+}
 
 /**
  * Starts the daemon of `home` in the background and returns once it is
  * listening and `GET /health` answers 200 (the daemon checks that itself
  * before it reports ready).
  *
- * Before spawning it refuses when a daemon already runs (exit 2) or the
- * port is taken (exit 4, naming the holder). The daemon is courier itself
+ * Before spawning it refuses when a daemon already runs (exit 2; with
+ * `ifNotRunning`, see {@link StartOptions.ifNotRunning}) or the port is
+ * taken (exit 4, naming the holder). The daemon is courier itself
  * (`selfCommand`), in its own session, and reports readiness, or the reason
- * it cannot start, on a pipe: no sleeping, no polling.
+ * it cannot start, on a pipe: no sleeping, no polling. When several starts
+ * race, the daemon that takes the home's lock wins and the others see it
+ * as already running.
  */
 export async function startService(home: string, options: StartOptions = {}): Promise<StartResult> {
   const layout = homeLayout(home);
   await ensureHome(layout);
+  const began = performance.now();
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const deadline = began + timeoutMs;
+  for (;;) {
+    const status = await getStatus(layout, { health: false });
+    if (holdsHome(status)) {
+      if (!options.ifNotRunning) {
+        throw new AlreadyRunningError(status.pid ?? undefined, status.port ?? undefined);
+      }
+      if (status.state === "running" && status.daemon) {
+        // The common case (a login shell): it runs; one question settles whether it answers.
+        const health = await fetchHealth(status.daemon.api_url);
+        if (health.ok) {
+          return {
+            state: status.daemon,
+            elapsedMs: performance.now() - began,
+            alreadyRunning: true,
+          };
+        }
+      }
+      const running = await awaitHealthy(layout, deadline);
+      if (running) {
+        return { state: running, elapsedMs: performance.now() - began, alreadyRunning: true };
+      }
+      continue; // it went away while starting: start one
+    }
+    const service = options.service === false ? null : await installedService(layout.root);
+    if (service) {
+      const started = await startSupervised(layout, service, { timeoutMs: options.timeoutMs });
+      return { state: started.state, elapsedMs: started.elapsedMs, alreadyRunning: false };
+    }
+    try {
+      const state = await spawnDaemon(layout, options, timeoutMs);
+      return { state, elapsedMs: performance.now() - began, alreadyRunning: false };
+    } catch (error) {
+      // Another start took the home's lock first.
+      if (!(error instanceof AlreadyRunningError) || !options.ifNotRunning) throw error;
+      if (performance.now() >= deadline) throw error;
+    }
+  }
+}
+
+/**
+ * Waits until the daemon holding the home answers `/health` and returns its
+ * state; `null` when it went away meanwhile.
+ *
+ * @throws {ServiceUnhealthyError} when it runs but is stopped by a signal,
+ * does not answer, or is still not ready at `deadline`.
+ */
+async function awaitHealthy(layout: HomeLayout, deadline: number): Promise<DaemonState | null> {
+  let delay = 5;
+  for (;;) {
+    const left = deadline - performance.now();
+    const status = await getStatus(layout, {
+      healthTimeoutMs: Math.min(2000, Math.max(200, left)),
+    });
+    if (status.state === "running") return status.daemon;
+    if (!holdsHome(status)) return null;
+    if (status.state === "unhealthy" || left <= 0) {
+      throw new ServiceUnhealthyError(status.pid!, {
+        reason: status.reason ?? "it did not become ready in time",
+        hint: status.hint,
+      });
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(delay, Math.max(1, left))));
+    delay = Math.min(delay * 2, 100);
+  }
+}
+
+/** Checks the port, spawns the daemon and waits for its readiness line and `/health`. */
+async function spawnDaemon(
+  layout: HomeLayout,
+  options: StartOptions,
+  timeoutMs: number,
+): Promise<DaemonState> {
   const host = options.host ?? DEFAULT_HOST;
   const port = options.port ?? DEFAULT_PORT;
-  const status = await getStatus(layout, { health: false });
-  if (status.state === "running" || status.state === "starting") {
-    throw new AlreadyRunningError(status.pid ?? undefined, status.port ?? undefined);
+  if (port !== "auto") {
+    try {
+      await assertPortAvailable(port, { host });
+    } catch (error) {
+      // The holder may be this home's own daemon, started a moment ago by another start.
+      const now = await getStatus(layout, { health: false });
+      if (error instanceof PortInUseError && holdsHome(now)) {
+        throw new AlreadyRunningError(now.pid ?? undefined, now.port ?? undefined);
+      }
+      throw error;
+    }
   }
-  const service = options.service === false ? null : await installedService(layout.root);
-  if (service) return await startSupervised(layout, service, { timeoutMs: options.timeoutMs });
-  if (port !== "auto") await assertPortAvailable(port, { host });
 
   const args = ["daemon", "--home", layout.root, "--host", host, "--port", String(port)];
   const command = selfCommand([...args, ...(options.daemonArgs ?? [])], {
     mode: options.mode ?? currentRunMode(),
   });
-  const began = performance.now();
-  const message = await spawnAndAwaitReadiness(layout, command, options.timeoutMs ?? 10_000);
+  const message = await spawnAndAwaitReadiness(layout, command, timeoutMs);
   if (message.courier === "error") {
+    if (message.exit_code === ExitCode.AlreadyRunning) {
+      const now = await getStatus(layout, { health: false });
+      throw new AlreadyRunningError(now.pid ?? undefined, now.port ?? undefined);
+    }
     const details = [...message.details];
     if (message.exit_code === ExitCode.Failure) details.push(...await logExcerpt(layout));
     throw new CourierError(message.message, {
@@ -89,7 +195,7 @@ export async function startService(home: string, options: StartOptions = {}): Pr
   }
   // Ready means answering: the daemon has asked its own /health before it said so (asking
   // again from here would wait for the services it starts right after).
-  return { state: message.state, elapsedMs: performance.now() - began };
+  return message.state;
 }
 
 async function logExcerpt(layout: HomeLayout): Promise<string[]> {
@@ -180,6 +286,17 @@ function stderrLines(stderr: string): string[] {
   return lines.length ? ["Daemon output:", ...lines.map((l) => `  ${l}`)] : [];
 }
 
+/**
+ * Adds a line to the daemon's log from this process (a signal the daemon
+ * cannot log itself, SIGKILL above all). Never rotates the log: the daemon
+ * has it open.
+ */
+function noteInLog(layout: HomeLayout, message: string): void {
+  const log = openLogger(layout.logFile, { rotateBytes: Infinity });
+  log.info(message);
+  log.close();
+}
+
 /** What stopping one daemon did. */
 export interface StopResult {
   /** The PID stopped. */
@@ -208,9 +325,18 @@ async function terminate(
   const told = target.supervisor && await askToStop(target.supervisor, { timeoutMs });
   const sent = await signalIfSame(target.identity, "SIGTERM");
   if (!sent && !told) return { sent: false, forced: false };
+  // A process stopped by SIGSTOP (or Ctrl-Z) acts on SIGTERM only once resumed (as systemd does).
+  if (sent) await signalIfSame(target.identity, "SIGCONT");
   let forced = false;
   if (!(await waitForExit(target.identity, { timeoutMs }))) {
     forced = await signalIfSame(target.identity, "SIGKILL");
+    if (forced && target.layout) {
+      noteInLog(
+        target.layout,
+        `stop: the daemon (PID ${target.identity.pid}) had not exited ${timeoutMs / 1000} s ` +
+          `after SIGTERM: sent SIGKILL`,
+      );
+    }
     await waitForExit(target.identity, { timeoutMs: 5000 });
   }
   if (target.layout) await removeRunFiles(target.layout, target.identity.pid).catch(() => {});
@@ -288,6 +414,7 @@ export async function killService(
     }
     throw new NotRunningError();
   }
+  noteInLog(layout, `kill: sent ${signal} to the daemon (PID ${identity.pid})`);
   const terminating = ["SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP"].includes(signal);
   const exited = terminating &&
     await waitForExit(identity, { timeoutMs: signal === "SIGKILL" ? 5000 : 1000 });

@@ -1,17 +1,18 @@
-import { CourierError, HomePermissionError } from "../errors/mod.ts";
+import { asFileSystemError, CourierError, HomePermissionError } from "../errors/mod.ts";
 import { ensureHome, type HomeLayout, homeLayout } from "../home/mod.ts";
 import { exposureWarning } from "../http/mod.ts";
 import { type Logger, openLogger } from "../log/mod.ts";
-import { findPortHolder } from "../net/mod.ts";
 import { readProcessIdentity } from "../proc/mod.ts";
 import type { Supervisor } from "../service_manager/mod.ts";
 import { VERSION } from "../version/mod.ts";
 import { prepareApiGuard } from "./api_guard.ts";
 import { defaultExtensions } from "./default_extensions.ts";
-import { AlreadyRunningError, PortInUseError, StartFailedError } from "./errors.ts";
+import { AlreadyRunningError, StartFailedError } from "./errors.ts";
 import type { DaemonExtension } from "./extension.ts";
 import { HostedServices } from "./hosted_services.ts";
 import { createHandler } from "./http_app.ts";
+import { listenHttp } from "./http_listen.ts";
+import type { CourierHttpServer } from "./http_server.ts";
 import { instanceLockHolder, tryAcquireInstanceLock } from "./instance_lock.ts";
 import { assertPortAvailable } from "./port_check.ts";
 import type { ReadinessReporter } from "./readiness.ts";
@@ -50,6 +51,8 @@ export interface DaemonOptions {
   extensionOptions?: Record<string, string | number | boolean | undefined>;
   /** How long a request waits for a hosted service that is still starting (default 5000 ms). */
   serviceStartWaitMs?: number;
+  /** The options as `start` took them, recorded in the state file for `restart`. */
+  startOptions?: Record<string, string>;
   /** Aborting it stops the daemon gracefully, as SIGTERM does (for library use). */
   signal?: AbortSignal;
   /** Takes a port lease for `port: "auto"`; returns the port and how to give it back. */
@@ -152,7 +155,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
 
   let services: HostedServices | null = null;
   let state: DaemonState | null = null;
-  let server: Deno.HttpServer<Deno.NetAddr> | null = null;
+  let server: CourierHttpServer | null = null;
   let releasePort: (() => Promise<void>) | null = null;
   let pidFileWritten = false;
   let code = 0;
@@ -189,14 +192,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       onError: (error) => log.error(`request failed: ${errorText(error)}`),
       guard: await prepareApiGuard(layout, host, log),
     });
-    try {
-      server = Deno.serve({ hostname: host, port, onListen() {} }, handler);
-    } catch (error) {
-      if (error instanceof Deno.errors.AddrInUse) {
-        throw new PortInUseError(port, await findPortHolder(port));
-      }
-      throw error;
-    }
+    server = await listenHttp({ host, port, handler, layout, log });
 
     // Ready means answering: ask our own /health over TCP, as any client would (meanwhile the
     // run files are written).
@@ -217,6 +213,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       exe: Deno.execPath(),
       port_leased: options.port === "auto" ? true : undefined,
       supervisor: options.supervisor,
+      start_options: options.startOptions,
     };
     await writeDaemonState(layout, state);
     const health = await selfCheck;
@@ -231,7 +228,9 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
 
     await stopRequested;
     log.info(`stopping (${stopReason})`);
-  } catch (error) {
+  } catch (cause) {
+    // A full or read-only disk, or no permission, is the user's to fix: say so (exit 3).
+    const error = asFileSystemError(cause, layout.root) ?? cause;
     code = error instanceof CourierError ? error.exitCode : 1;
     log.error(`start failed: ${errorText(error)}`);
     reporter.failed(error);

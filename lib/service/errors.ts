@@ -76,3 +76,22 @@ export class NotRunningError extends CourierError {
     this.name = "NotRunningError";
   }
 }
+
+/** A daemon holds the home but is not healthy: stopped by a signal, or not answering (exit 1). */
+export class ServiceUnhealthyError extends CourierError {
+  /** The daemon's PID. */
+  readonly pid: number;
+
+  /**
+   * @param pid The daemon's PID.
+   * @param options `reason`: what is wrong; `hint`: what to do about it.
+   */
+  constructor(pid: number, options: { reason: string; hint?: string }) {
+    super(`Courier (PID ${pid}) runs but is not healthy: ${options.reason}`, {
+      exitCode: ExitCode.Failure,
+      details: [options.hint ?? "See 'courier logs', or replace it with 'courier restart'."],
+    });
+    this.name = "ServiceUnhealthyError";
+    this.pid = pid;
+  }
+}

@@ -22,6 +22,8 @@ export * from "./errors.ts";
 export * from "./extension.ts";
 export * from "./hosted_services.ts";
 export * from "./http_app.ts";
+export * from "./http_listen.ts";
+export * from "./http_server.ts";
 export * from "./instance_lock.ts";
 export * from "./port_check.ts";
 export * from "./readiness.ts";

@@ -15,27 +15,27 @@ export function preferredAutoPort(): number {
  * Takes a port lease for a daemon started with `--port auto`: the
  * preferred port ({@link preferredAutoPort}) if it is free for the daemon
  * (sockets of an earlier run in TIME_WAIT do not count), else one
- * from the default lease range, recorded in the home's registry
- * (`run/ports.json`) and owned by the daemon's own PID, so it returns to
- * the pool when the daemon exits, even by SIGKILL.
+ * from the default lease range, recorded in the user's lease registry (one
+ * for all homes: see `userLeaseDir`), labelled with the home and owned by
+ * the daemon's own PID, so it returns to the pool when the daemon exits,
+ * even by SIGKILL.
  */
 export async function leaseDaemonPort(
   layout: HomeLayout,
   host: string,
 ): Promise<{ port: number; release: () => Promise<void> }> {
   const port = await allocatePort({
-    dir: layout.runDir,
     preferred: preferredAutoPort(),
     host,
     ownerPid: Deno.pid,
-    label: "courier daemon",
+    label: `courier daemon (home ${layout.root})`,
     // The daemon binds with SO_REUSEADDR: a TIME_WAIT left by its last run does not move it.
     reuseAddress: true,
   });
   return {
     port,
     release: async () => {
-      await releasePort(port, { dir: layout.runDir, ownerPid: Deno.pid });
+      await releasePort(port, { ownerPid: Deno.pid });
     },
   };
 }

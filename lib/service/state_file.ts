@@ -27,6 +27,11 @@ export interface DaemonState {
   port_leased?: boolean;
   /** The service manager running it (`courier service install`); `stop` goes through it. */
   supervisor?: Supervisor;
+  /**
+   * The options it was started with, as `start` takes them (`port` may be
+   * `auto`): `restart` starts the next daemon with them unless told otherwise.
+   */
+  start_options?: Record<string, string>;
 }
 
 /** The URL a client uses to reach a server bound to `host:port`. */
@@ -84,7 +89,8 @@ export async function readPidFile(layout: HomeLayout): Promise<number | null> {
 /**
  * Creates the PID file atomically with `createNew` (O_EXCL): it fails if the
  * file exists, so two writers can never both believe they own it. The PID
- * and a newline are written and fsynced before this returns.
+ * and a newline are written and fsynced before this returns; if that fails
+ * (a full disk), the file is removed again.
  *
  * @throws {Deno.errors.AlreadyExists} when the file exists.
  */
@@ -93,9 +99,13 @@ export async function createPidFile(layout: HomeLayout, pid: number): Promise<vo
   try {
     await file.write(new TextEncoder().encode(`${pid}\n`));
     await file.syncData();
-  } finally {
+  } catch (error) {
+    // An empty PID file (a full disk) would look like a daemon that died: take it back.
     file.close();
+    await Deno.remove(layout.pidFile).catch(() => {});
+    throw error;
   }
+  file.close();
 }
 
 /**

@@ -1,7 +1,14 @@
-import type { HomeLayout } from "../home/mod.ts";
+import { assertHomeUsable, type HomeLayout } from "../home/mod.ts";
 import { readTokenFile } from "../http/token.ts";
 import { httpGet } from "../net/http_get.ts";
-import { isProcessAlive, processAgeSeconds, readProcessIdentity } from "../proc/identity.ts";
+import { listeningSockets } from "../net/port_holder.ts";
+import {
+  isProcessAlive,
+  processAgeSeconds,
+  readCommandLine,
+  readProcessIdentity,
+  readProcessState,
+} from "../proc/identity.ts";
 import type { Supervisor } from "../service_manager/mod.ts";
 import { instanceLockHolder } from "./instance_lock.ts";
 import { type DaemonState, readDaemonState, readPidFile } from "./state_file.ts";
@@ -33,6 +40,10 @@ export interface ServiceStatus {
   supervisor: Supervisor | null;
   /** Why it is unhealthy or stale, in words. */
   reason?: string;
+  /** What to do about it, when it is unhealthy or stale. */
+  hint?: string;
+  /** The process's state when it is stopped: `T` (by a signal) or `t` (by a debugger). */
+  process_state?: string;
 }
 
 /** Seconds after which a lock holder without a state file is no longer "starting". */
@@ -76,19 +87,37 @@ export async function fetchHealth(
   }
 }
 
+/** Why a recorded daemon is gone: no process with its PID, or the PID is another program's. */
+async function goneReason(pid: number, file: string): Promise<string> {
+  const died = `the daemon that wrote ${file} died without cleaning up ` +
+    `(killed, or crashed: see 'courier logs')`;
+  if (!(await readProcessIdentity(pid))) return `no process has PID ${pid} any more: ${died}`;
+  const command = await readCommandLine(pid);
+  return `PID ${pid} now belongs to another program (${
+    command ?? "command line unknown"
+  }): ${died}`;
+}
+
+const STALE_HINT = "Run 'courier start' to replace it, or 'courier stop' to clean up.";
+
+/** How long `status` waits for a listening daemon's state file before calling it gone. */
+const STATE_FILE_GRACE_MS = 500;
+
 /**
  * Finds out the state of a home's daemon without disturbing it: it reads
  * the PID and state files, checks the recorded process identity (a reused
- * PID is not our daemon), reads who holds the instance lock from the
- * kernel's lock table (never by trying to take it), and asks `/health` with
- * the home's API token.
+ * PID is not our daemon) and whether the process is stopped by a signal,
+ * reads who holds the instance lock from the kernel's lock table (never by
+ * trying to take it), and asks `/health` with the home's API token.
  *
  * @throws {TokenFileError} when a daemon runs but the API token cannot be read.
+ * @throws {FileSystemError} when the home is a file, or lies below one.
  */
 export async function getStatus(
   layout: HomeLayout,
   options: StatusOptions = {},
 ): Promise<ServiceStatus> {
+  await assertHomeUsable(layout);
   const [state, pidFromFile] = await Promise.all([readDaemonState(layout), readPidFile(layout)]);
   // The kernel's lock table (slow to read on a busy machine) only when no live daemon is named.
   const holder = () => instanceLockHolder(layout);
@@ -106,9 +135,29 @@ export async function getStatus(
   };
   const starting = async (pid: number): Promise<ServiceStatus> => {
     // The lock is held but the state file is not (yet) there: a daemon is starting,
-    // unless it has held the lock for longer than any start may take.
+    // unless it already serves (its state file was removed) or has held the lock for
+    // longer than any start may take.
     const alive = await readProcessIdentity(pid);
     if (!alive) return status;
+    const listening = await listeningSockets(pid);
+    const socket = listening?.find((s) => s.family === 4) ?? listening?.[0];
+    if (socket) {
+      // A daemon writes its state right after it listens: give it that moment.
+      const deadline = performance.now() + STATE_FILE_GRACE_MS;
+      while (performance.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+        if (await readDaemonState(layout)) return await getStatus(layout, options);
+      }
+      return {
+        ...status,
+        state: "unhealthy",
+        pid,
+        port: socket.localPort,
+        reason: `PID ${pid} holds ${layout.lockFile} and listens on port ${socket.localPort}, ` +
+          `but its state file ${layout.stateFile} is gone (removed while it ran?)`,
+        hint: "Run 'courier restart' to replace it, or 'courier stop' to stop it.",
+      };
+    }
     const age = await processAgeSeconds(pid);
     if (age !== null && age > (options.startingLimitS ?? STARTING_LIMIT_S)) {
       return {
@@ -118,6 +167,7 @@ export async function getStatus(
         reason: `PID ${pid} holds ${layout.lockFile} but has written no state in ${
           Math.round(age)
         } s (were its files removed?)`,
+        hint: "Run 'courier restart' to replace it, or 'courier stop' to stop it.",
       };
     }
     return { ...status, state: "starting", pid };
@@ -131,7 +181,8 @@ export async function getStatus(
         ...status,
         state: "stale",
         pid: state.pid,
-        reason: `PID ${state.pid} is not the daemon that wrote ${layout.stateFile}`,
+        reason: await goneReason(state.pid, layout.stateFile),
+        hint: STALE_HINT,
       };
     }
     const live: ServiceStatus = {
@@ -146,12 +197,30 @@ export async function getStatus(
       daemon: state,
       supervisor: state.supervisor ?? null,
     };
+    const processState = await readProcessState(state.pid);
+    if (processState === "T" || processState === "t") {
+      const by = processState === "t" ? "a debugger holds it" : "it was sent SIGSTOP (or Ctrl-Z)";
+      return {
+        ...live,
+        state: "unhealthy",
+        process_state: processState,
+        reason: `PID ${state.pid} is stopped (state ${processState}): ${by} and answers nothing`,
+        hint: `Resume it with 'kill -CONT ${state.pid}', or replace it with 'courier restart'.`,
+      };
+    }
     if (options.health === false) return live;
     const health = await fetchHealth(state.api_url, {
       timeoutMs: options.healthTimeoutMs,
       token: await readTokenFile(layout.tokenFile),
     });
-    if (!health.ok) return { ...live, state: "unhealthy", reason: health.reason };
+    if (!health.ok) {
+      return {
+        ...live,
+        state: "unhealthy",
+        reason: health.reason,
+        hint: "See 'courier logs', or replace it with 'courier restart'.",
+      };
+    }
     const uptime = Number(health.body.uptime_s);
     return {
       ...live,
@@ -166,7 +235,11 @@ export async function getStatus(
       ...status,
       state: "stale",
       pid: pidFromFile || null,
-      reason: `${layout.pidFile} exists but no daemon holds ${layout.lockFile}`,
+      reason: pidFromFile
+        ? `${layout.pidFile} names PID ${pidFromFile} but no daemon holds ${layout.lockFile}; ` +
+          (await goneReason(pidFromFile, layout.pidFile)).replace(/^[^:]*: /, "")
+        : `${layout.pidFile} exists but no daemon holds ${layout.lockFile}`,
+      hint: STALE_HINT,
     };
   }
   return status;

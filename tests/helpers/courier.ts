@@ -20,6 +20,15 @@ import {
   waitForExit,
 } from "../../lib/proc/mod.ts";
 
+/**
+ * Where courier processes the tests start keep port leases unless a test
+ * says otherwise: never the user's own registry.
+ */
+export const TEST_USER_LEASE_DIR: string = `${
+  Deno.env.get("TMPDIR") ?? "/tmp"
+}/courier-test-user-leases`;
+if (!Deno.env.get("COURIER_LEASE_DIR")) Deno.env.set("COURIER_LEASE_DIR", TEST_USER_LEASE_DIR);
+
 /** Absolute path of `main.ts`. */
 export const MAIN: string = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -38,12 +47,16 @@ export function courierCommand(args: string[]): CommandLine {
   return selfCommand(args, { mode: sourceRunMode(new URL("../../main.ts", import.meta.url).href) });
 }
 
-/** Runs `courier args…` to completion. */
+/**
+ * Runs `courier args…` to completion; with `prefix`, under that command
+ * (`["prlimit", "--nofile=512"]`).
+ */
 export async function courier(
   args: string[],
-  options: { env?: Record<string, string> } = {},
+  options: { env?: Record<string, string>; prefix?: string[] } = {},
 ): Promise<RunResult> {
-  const { command, args: full } = courierCommand(args);
+  const self = courierCommand(args);
+  const [command, ...full] = [...options.prefix ?? [], self.command, ...self.args];
   const output = await new Deno.Command(command, {
     args: full,
     env: { NO_COLOR: "1", ...options.env },
@@ -76,9 +89,19 @@ export class TestHome {
     return new TestHome(await Deno.makeTempDir({ prefix: "courier-test-" }));
   }
 
-  /** Runs courier with `--home` set to this home. */
+  /**
+   * The port lease registry of the courier processes this test runs with
+   * {@link run}: leases are per user, and a test is a user of its own.
+   */
+  get leaseDir(): string {
+    return `${this.root}/leases`;
+  }
+
+  /** Runs courier with `--home` set to this home (and its own lease registry). */
   run(args: string[], options: { env?: Record<string, string> } = {}): Promise<RunResult> {
-    return courier([...args, "--home", this.home], options);
+    return courier([...args, "--home", this.home], {
+      env: { COURIER_LEASE_DIR: this.leaseDir, ...options.env },
+    });
   }
 
   /** The home's API token (`<home>/run/api.token`), as every client must send it. */

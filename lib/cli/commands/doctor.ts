@@ -20,21 +20,23 @@ export const doctorCommand: Command = {
     port: {
       type: "string",
       valueName: "N",
-      description: "port to check (default $COURIER_PORT or 8644)",
+      description:
+        "port to check (default: the one the service runs on, else $COURIER_PORT or 8644)",
     },
   },
   async run(ctx) {
     const hint = "courier doctor --help";
     const text = stringOption(ctx.values, "port");
     const env = Deno.env.get("COURIER_PORT");
-    const port = text !== undefined
-      ? parsePort(text, { option: "--port", hint })
-      : env !== undefined && env !== "auto"
+    const port = text !== undefined ? parsePort(text, { option: "--port", hint }) : undefined;
+    const defaultPort = env === "auto"
+      ? "auto"
+      : env !== undefined
       ? parsePort(env, { option: "COURIER_PORT", hint })
       : undefined;
     const { resolveHome } = await import("../../home/mod.ts");
     const { diagnose } = await import("../../doctor/mod.ts");
-    const diagnosis = await diagnose(resolveHome(ctx.homeOption), { port });
+    const diagnosis = await diagnose(resolveHome(ctx.homeOption), { port, defaultPort });
     if (ctx.out.json) {
       ctx.out.data(diagnosis);
     } else {

@@ -29,7 +29,6 @@ const LEASE_OPTIONS: Record<string, OptionSpec> = {
 async function allocator(ctx: CommandContext): Promise<PortAllocator> {
   const { PortAllocator } = await import("../../ports/mod.ts");
   return new PortAllocator({
-    home: ctx.homeOption,
     onWarning: (message) => ctx.out.warn(`courier: warning: ${message}`),
   });
 }
@@ -223,7 +222,8 @@ const gcCommand: Command = {
 
 const execCommand: Command = {
   name: "exec",
-  summary: "run a command with a leased port in $PORT; release it when the command exits",
+  summary:
+    "run a command with a leased port in $PORT and in place of {port}; release it when it exits",
   usage: ["exec [--preferred P] [--range START-END] [--env NAME] -- CMD [ARGS...]"],
   runsCommand: true,
   options: {
@@ -249,7 +249,6 @@ const execCommand: Command = {
       const result = await execWithPort(command, args, {
         ...settings,
         env,
-        home: ctx.homeOption,
         onWarning: (message) => ctx.out.warn(`courier: warning: ${message}`),
         onSignal: Deno.env.get("COURIER_DEBUG")
           ? (info) => ctx.out.warn(signalNote(info))

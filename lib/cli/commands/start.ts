@@ -1,7 +1,7 @@
 import { UsageError } from "../../errors/mod.ts";
 import type { HomeLayout } from "../../home/mod.ts";
 import { DEFAULT_HOST, DEFAULT_PORT } from "../../service/defaults.ts";
-import type { StartOptions } from "../../service/mod.ts";
+import type { DaemonState, StartOptions } from "../../service/mod.ts";
 import { parseInteger, parsePort, parseSeconds, stringOption } from "../args.ts";
 import type { Command, CommandContext, OptionSpec } from "../command.ts";
 import type { Output } from "../output.ts";
@@ -53,6 +53,8 @@ interface ServeSettings {
   port: number | "auto";
   debounce: Record<string, number | undefined>;
   daemonArgs: string[];
+  /** Every serve option as resolved (port and host always), recorded for `restart`. */
+  recorded: Record<string, string>;
 }
 
 function serveSettings(values: CommandContext["values"], hint: string): ServeSettings {
@@ -77,7 +79,12 @@ function serveSettings(values: CommandContext["values"], hint: string): ServeSet
     debounce[key] = parseInteger(text, { option: `--${option}`, hint, min: 0, max: 3_600_000 });
     daemonArgs.push(`--${option}`, String(debounce[key]));
   }
-  return { host, port, debounce, daemonArgs };
+  const recorded: Record<string, string> = { host, port: String(port) };
+  for (const name of Object.keys(SERVE_OPTIONS)) {
+    const value = stringOption(values, name);
+    if (value !== undefined && !(name in recorded)) recorded[name] = value;
+  }
+  return { host, port, debounce, daemonArgs, recorded };
 }
 
 function startOptions(
@@ -115,6 +122,7 @@ async function runForeground(home: string, settings: ServeSettings, out: Output)
     foreground: true,
     supervisor,
     extensionOptions: settings.debounce,
+    startOptions: settings.recorded,
     leasePort: leaseDaemonPort,
     reporter: {
       ready(state) {
@@ -135,76 +143,95 @@ async function runForeground(home: string, settings: ServeSettings, out: Output)
   });
 }
 
+/** What `start` prints of a daemon, in every outcome. */
+function facts(state: DaemonState) {
+  return {
+    pid: state.pid,
+    host: state.host,
+    port: state.port,
+    api_url: state.api_url,
+    home: state.home,
+    version: state.version,
+  };
+}
+
 async function doStart(
   ctx: CommandContext,
   options: ReturnType<typeof startOptions>,
 ): Promise<number> {
-  const [{ resolveHome }, { AlreadyRunningError }] = await Promise.all([
-    import("../../home/mod.ts"),
-    import("../../service/errors.ts"),
-  ]);
+  const { resolveHome } = await import("../../home/mod.ts");
   const home = resolveHome(ctx.homeOption);
   if (ctx.values.foreground) {
     return await runForeground(home, options.settings, ctx.out);
   }
-  const alreadyRunning = (error: InstanceType<typeof AlreadyRunningError>) => {
-    ctx.out.result(error.message, {
-      started: false,
-      already_running: true,
-      pid: error.pid,
-      port: error.port,
-    });
+  const alreadyRunning = (state: DaemonState) => {
+    // Only a port asked for (--port, COURIER_PORT) can be "not the one asked for".
+    const explicit = stringOption(ctx.values, "port") ?? Deno.env.get("COURIER_PORT");
+    const asked = explicit !== undefined && options.port !== "auto" && options.port !== state.port
+      ? `; not on port ${options.port} as asked: restart it to move it`
+      : "";
+    ctx.out.result(
+      `Courier is already running (PID ${state.pid}) at ${state.api_url}${asked}`,
+      { started: false, already_running: true, ...facts(state) },
+    );
     return 0;
   };
-  if (ctx.values["if-not-running"]) {
+  const ifNotRunning = Boolean(ctx.values["if-not-running"]);
+  if (ifNotRunning) {
     // The everyday case of a dotfile line, answered without loading what spawning needs.
     const running = await runningDaemon(home);
     if (running) return alreadyRunning(running);
   }
-  try {
-    const { startService } = await import("../../service/control.ts");
-    const { state, elapsedMs } = await startService(home, options);
-    const by = state.supervisor ? ` by ${state.supervisor.manager} (${state.supervisor.name})` : "";
-    const { exposureWarning } = await import("../../http/host.ts");
-    const exposed = exposureWarning(state.host, state.port);
-    if (exposed) ctx.out.warn(`warning: ${exposed}`);
-    ctx.out.result(
-      `Courier started${by} (PID ${state.pid}) at ${state.api_url}`,
-      {
-        started: true,
-        pid: state.pid,
-        host: state.host,
-        port: state.port,
-        api_url: state.api_url,
-        home: state.home,
-        version: state.version,
-        elapsed_ms: Math.round(elapsedMs),
-        supervisor: state.supervisor ?? null,
-        ...(exposed ? { warning: exposed } : {}),
-      },
-    );
-    return 0;
-  } catch (error) {
-    if (error instanceof AlreadyRunningError && ctx.values["if-not-running"]) {
-      return alreadyRunning(error);
-    }
-    throw error;
-  }
+  const { startService } = await import("../../service/control.ts");
+  const started = await startService(home, { ...options, ifNotRunning });
+  const { state, elapsedMs } = started;
+  if (started.alreadyRunning) return alreadyRunning(state);
+  const by = state.supervisor ? ` by ${state.supervisor.manager} (${state.supervisor.name})` : "";
+  const { exposureWarning } = await import("../../http/host.ts");
+  const exposed = exposureWarning(state.host, state.port);
+  if (exposed) ctx.out.warn(`warning: ${exposed}`);
+  ctx.out.result(`Courier started${by} (PID ${state.pid}) at ${state.api_url}`, {
+    started: true,
+    ...facts(state),
+    elapsed_ms: Math.round(elapsedMs),
+    supervisor: state.supervisor ?? null,
+    ...(exposed ? { warning: exposed } : {}),
+  });
+  return 0;
 }
 
 /**
- * The daemon of `home` when one runs or is starting, as the error `start`
- * would give (`startService` checks the same, after loading more).
+ * The serve options `restart` uses: those recorded by the running (or last)
+ * daemon, overridden by the ones given now.
  */
-async function runningDaemon(home: string) {
-  const [{ homeLayout }, { getStatus }, { AlreadyRunningError }] = await Promise.all([
+async function restartValues(ctx: CommandContext, home: string): Promise<CommandContext["values"]> {
+  const { homeLayout } = await import("../../home/mod.ts");
+  const { readDaemonState } = await import("../../service/mod.ts");
+  const state = await readDaemonState(homeLayout(home));
+  if (!state) return ctx.values;
+  const recorded = state.start_options ??
+    { host: state.host, port: state.port_leased ? "auto" : String(state.port) };
+  const values: CommandContext["values"] = { ...ctx.values };
+  for (const [name, value] of Object.entries(recorded)) {
+    if (name in SERVE_OPTIONS && values[name] === undefined) values[name] = value;
+  }
+  return values;
+}
+
+/**
+ * The daemon of `home` when it runs and answers `/health` (what
+ * `startService` checks too, after loading more); `null` for anything else
+ * (stopped, starting, stopped by a signal, not answering), which
+ * `startService` then sorts out.
+ */
+async function runningDaemon(home: string): Promise<DaemonState | null> {
+  const [{ homeLayout }, { fetchHealth, getStatus }] = await Promise.all([
     import("../../home/mod.ts"),
     import("../../service/status.ts"),
-    import("../../service/errors.ts"),
   ]);
   const status = await getStatus(homeLayout(home), { health: false });
-  if (status.state !== "running" && status.state !== "starting") return null;
-  return new AlreadyRunningError(status.pid ?? undefined, status.port ?? undefined);
+  if (status.state !== "running" || !status.daemon) return null;
+  return (await fetchHealth(status.daemon.api_url)).ok ? status.daemon : null;
 }
 
 /** `courier start`. */
@@ -221,8 +248,8 @@ export const startCommand: Command = {
 /** `courier restart`. */
 export const restartCommand: Command = {
   name: "restart",
-  summary: "stop the service if it runs, then start it",
-  usage: ["restart [start options]"],
+  summary: "stop the service if it runs, then start it as it was started",
+  usage: ["restart [start options] [--stop-timeout SECONDS]"],
   options: {
     ...START_OPTIONS,
     "stop-timeout": {
@@ -233,21 +260,25 @@ export const restartCommand: Command = {
   },
   async run(ctx) {
     const hint = "courier restart --help";
-    const options = startOptions(ctx, hint); // parsed before anything is stopped
+    // --if-not-running: start only when nothing runs, exactly as start does.
+    if (ctx.values["if-not-running"]) return await doStart(ctx, startOptions(ctx, hint));
+    const { resolveHome } = await import("../../home/mod.ts");
+    const home = resolveHome(ctx.homeOption);
+    const given = { ...ctx, values: await restartValues(ctx, home) };
+    const options = startOptions(given, hint); // parsed before anything is stopped
     const stopTimeout = stringOption(ctx.values, "stop-timeout");
     const timeoutMs = stopTimeout === undefined
       ? undefined
       : parseSeconds(stopTimeout, { option: "--stop-timeout", hint });
-    const { resolveHome } = await import("../../home/mod.ts");
     const { stopService } = await import("../../service/control.ts");
     const { NotRunningError } = await import("../../service/errors.ts");
     try {
-      const stopped = await stopService(resolveHome(ctx.homeOption), { timeoutMs });
+      const stopped = await stopService(home, { timeoutMs });
       ctx.out.text(`Stopped Courier (PID ${stopped.pid})${stopped.forced ? " with SIGKILL" : ""}`);
     } catch (error) {
       if (!(error instanceof NotRunningError)) throw error;
     }
-    return await doStart(ctx, options);
+    return await doStart(given, options);
   },
 };
 
@@ -271,6 +302,7 @@ export const daemonCommand: Command = {
       host: settings.host,
       port: settings.port,
       extensionOptions: settings.debounce,
+      startOptions: settings.recorded,
       leasePort: leaseDaemonPort,
       reporter: pipeReporter(),
     });

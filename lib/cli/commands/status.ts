@@ -53,9 +53,7 @@ export const statusCommand: Command = {
       if (status.reason) rows.push(["reason", status.reason]);
       const [, ...lines] = formatTable(["", ""], rows);
       ctx.out.text(...lines);
-      if (status.state === "stale") {
-        ctx.out.text("Run 'courier start' to replace it, or 'courier stop' to clean up.");
-      }
+      if (status.hint) ctx.out.text(status.hint);
     }
     return STATUS_EXIT[status.state];
   },

@@ -6,7 +6,7 @@ import type { Command } from "../command.ts";
 export const stopCommand: Command = {
   name: "stop",
   summary: "stop the service: SIGTERM, then SIGKILL after the timeout",
-  usage: ["stop [--timeout SECONDS]", "stop --all [--within DIR]"],
+  usage: ["stop [--timeout SECONDS] [--if-running]", "stop --all [--within DIR] [--if-running]"],
   options: {
     timeout: {
       type: "string",
@@ -21,6 +21,10 @@ export const stopCommand: Command = {
       type: "string",
       valueName: "DIR",
       description: "with --all: only daemons whose home lies within DIR",
+    },
+    "if-running": {
+      type: "boolean",
+      description: "exit 0, not 1, when nothing runs (for clean-up scripts)",
     },
   },
   async run(ctx) {
@@ -46,9 +50,17 @@ export const stopCommand: Command = {
           ),
         { stopped },
       );
-      return stopped.length > 0 ? ExitCode.Ok : ExitCode.Failure;
+      return stopped.length > 0 || ctx.values["if-running"] ? ExitCode.Ok : ExitCode.Failure;
     }
-    const result = await stopService(resolveHome(ctx.homeOption), { timeoutMs });
+    let result;
+    try {
+      result = await stopService(resolveHome(ctx.homeOption), { timeoutMs });
+    } catch (error) {
+      const { NotRunningError } = await import("../../service/mod.ts");
+      if (!ctx.values["if-running"] || !(error instanceof NotRunningError)) throw error;
+      ctx.out.result(error.message, { stopped: [] });
+      return ExitCode.Ok;
+    }
     ctx.out.result(
       `Stopped Courier (PID ${result.pid})${
         result.forced ? " with SIGKILL after the timeout" : ""
