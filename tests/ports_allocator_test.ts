@@ -71,6 +71,19 @@ Deno.test("allocate takes the preferred port first, then the range, and never re
   });
 });
 
+Deno.test("a range never hands out a port browsers and fetch refuse (10080)", async () => {
+  await withAllocator(async (allocator) => {
+    await assert.rejects(
+      allocator.allocate({ range: { start: 10080, end: 10080 } }),
+      (error: unknown) => {
+        assert.ok(error instanceof NoFreePortError);
+        assert.deepEqual(error.usage, { total: 0, leased: 0, busy: 0 });
+        return true;
+      },
+    );
+  });
+});
+
 Deno.test("the no-free-port error counts ports held by other programs apart from leases", async () => {
   const [a, b] = await testPorts(2);
   const listener = Deno.listen({ hostname: "127.0.0.1", port: b });

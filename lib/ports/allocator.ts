@@ -21,7 +21,13 @@ import {
   type ReleaseOp,
   RequestQueue,
 } from "./queue.ts";
-import { assertPortRange, DEFAULT_PORT_RANGE, isValidPort, type PortRange } from "./range.ts";
+import {
+  assertPortRange,
+  DEFAULT_PORT_RANGE,
+  isBlockedByBrowsers,
+  isValidPort,
+  type PortRange,
+} from "./range.ts";
 import {
   type Lease,
   readRegistry,
@@ -729,13 +735,16 @@ export class PortAllocator {
     let chosen = preferred !== null && free(preferred) ? preferred : null;
     let leasedInRange = 0;
     let busyInRange = 0;
+    let blockedInRange = 0;
     for (let port = range.start; chosen === null && port <= range.end; port++) {
-      if (leased.has(port)) leasedInRange++;
+      // Never handed out from a range: a browser (or fetch) could not reach what listens there.
+      if (isBlockedByBrowsers(port) && port !== preferred) blockedInRange++;
+      else if (leased.has(port)) leasedInRange++;
       else if (port !== preferred && free(port)) chosen = port;
       else busyInRange++;
     }
     if (chosen === null) {
-      const total = range.end - range.start + 1;
+      const total = range.end - range.start + 1 - blockedInRange;
       return {
         no_free_port: { range, usage: { total, leased: leasedInRange, busy: busyInRange } },
       };
