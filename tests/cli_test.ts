@@ -44,7 +44,9 @@ Deno.test("--json is honoured before the command, after it, and between command 
       assert.equal(result.code, 3, `${args.join(" ")}: ${result.stderr}`);
       assert.equal(json<{ state: string }>(result).state, "stopped", args.join(" "));
     }
-    const leases = await courier(["port", "--json", "--home", h.home, "list"]);
+    const leases = await courier(["port", "--json", "--home", h.home, "list"], {
+      env: { COURIER_LEASE_DIR: h.leaseDir },
+    });
     assert.equal(leases.code, 0, leases.stderr);
     assert.deepEqual(json(leases), { leases: [], count: 0 });
     // --home after the command wins over one before it, as the last word does.

@@ -282,7 +282,7 @@ class LimitedServer implements CourierHttpServer {
   readonly #notices: Notices;
   readonly #open = new Set<Connection>();
   readonly #finished = new Map<Connection, Promise<void>>();
-  readonly #sweep: ReturnType<typeof setInterval>;
+  #sweeping = true;
   readonly #accepting: Promise<void>;
   #counts = { timed_out: 0, evicted: 0, accept_errors: 0 };
   /** Counts up as connections become idle (see `Connection.idleOrder`). */
@@ -312,9 +312,22 @@ class LimitedServer implements CourierHttpServer {
     this.#drainTimeoutMs = options.drainTimeoutMs ?? 5000;
     this.#log = options.log;
     this.#notices = new Notices(options.log);
-    this.#sweep = setInterval(() => this.#closeIdle(), SWEEP_INTERVAL_MS);
-    Deno.unrefTimer(this.#sweep);
+    this.#scheduleSweep();
     this.#accepting = this.#acceptLoop();
+  }
+
+  /**
+   * Closes idle connections every {@link SWEEP_INTERVAL_MS}. On an
+   * AbortSignal.timeout, not setInterval: in Deno 2 the first timer loads
+   * Node's timers (some 40 modules), which the daemon would pay before it is
+   * ready; and it keeps nothing alive.
+   */
+  #scheduleSweep(): void {
+    AbortSignal.timeout(SWEEP_INTERVAL_MS).addEventListener("abort", () => {
+      if (!this.#sweeping) return;
+      this.#closeIdle();
+      this.#scheduleSweep();
+    }, { once: true });
   }
 
   stats(): ConnectionStats {
@@ -473,7 +486,7 @@ class LimitedServer implements CourierHttpServer {
 
   async #drain(): Promise<void> {
     this.#closing = true;
-    clearInterval(this.#sweep);
+    this.#sweeping = false;
     try {
       this.#listener.close();
     } catch {
