@@ -89,6 +89,23 @@ async function stopBrowser(child: Deno.ChildProcess, profile: string): Promise<v
   }
 }
 
+/**
+ * Removes the browser's profile. A browser process killed a moment ago may
+ * still be writing its last files there: a removal that finds the folder
+ * not empty is tried again, for up to 5 s.
+ */
+async function removeProfile(profile: string): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await Deno.remove(profile, { recursive: true });
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return;
+      if (attempt >= 50 || !/not empty/i.test(String(error))) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
 /** The attacker's page: every attack, results POSTed back to the attacker's own server. */
 function attackPage(daemonPort: number, controlPort: number): string {
   return `<!doctype html><meta charset="utf-8"><title>attack</title><body><script>
@@ -390,6 +407,6 @@ Deno.test({
     await attacker.shutdown();
     await control.shutdown();
     await receiver.shutdown();
-    await Deno.remove(profile, { recursive: true });
+    await removeProfile(profile);
   }
 });
