@@ -1,7 +1,7 @@
 import { assertHomeUsable, type HomeLayout } from "../home/mod.ts";
+import { importLazily } from "../lazy/mod.ts";
 import { readTokenFile } from "../http/token.ts";
 import { httpGet } from "../net/http_get.ts";
-import { listeningSockets } from "../net/port_holder.ts";
 import {
   isProcessAlive,
   processAgeSeconds,
@@ -10,7 +10,6 @@ import {
   readProcessState,
 } from "../proc/identity.ts";
 import type { Supervisor } from "../service_manager/mod.ts";
-import { instanceLockHolder } from "./instance_lock.ts";
 import { type DaemonState, readDaemonState, readPidFile } from "./state_file.ts";
 
 /** The state names `courier status` reports. */
@@ -120,7 +119,14 @@ export async function getStatus(
   await assertHomeUsable(layout);
   const [state, pidFromFile] = await Promise.all([readDaemonState(layout), readPidFile(layout)]);
   // The kernel's lock table (slow to read on a busy machine) only when no live daemon is named.
-  const holder = () => instanceLockHolder(layout);
+  // Loaded only then: `status` of a running daemon never needs them.
+  const holder = async () => {
+    const { instanceLockHolder } = await importLazily<typeof import("./instance_lock.ts")>(
+      "./instance_lock.ts",
+      import.meta.url,
+    );
+    return await instanceLockHolder(layout);
+  };
   const status: ServiceStatus = {
     state: "stopped",
     pid: null,
@@ -139,6 +145,10 @@ export async function getStatus(
     // longer than any start may take.
     const alive = await readProcessIdentity(pid);
     if (!alive) return status;
+    const { listeningSockets } = await importLazily<typeof import("../net/port_holder.ts")>(
+      "../net/port_holder.ts",
+      import.meta.url,
+    );
     const listening = await listeningSockets(pid);
     const socket = listening?.find((s) => s.family === 4) ?? listening?.[0];
     if (socket) {
