@@ -116,8 +116,15 @@ export async function getStatus(
   layout: HomeLayout,
   options: StatusOptions = {},
 ): Promise<ServiceStatus> {
+  // The reads and the home check at once (a `status` in every shell's prompt counts each ms);
+  // a home that is no directory is said first.
+  const reads = Promise.all([readDaemonState(layout), readPidFile(layout)]);
+  reads.catch(() => {});
   await assertHomeUsable(layout);
-  const [state, pidFromFile] = await Promise.all([readDaemonState(layout), readPidFile(layout)]);
+  const [state, pidFromFile] = await reads;
+  // Read meanwhile; needed (and any error of it thrown) only when /health is asked.
+  const token = state && options.health !== false ? readTokenFile(layout.tokenFile) : null;
+  token?.catch(() => {});
   // The kernel's lock table (slow to read on a busy machine) only when no live daemon is named.
   // Loaded only then: `status` of a running daemon never needs them.
   const holder = async () => {
@@ -183,7 +190,10 @@ export async function getStatus(
     return { ...status, state: "starting", pid };
   };
   if (state) {
-    const alive = await isProcessAlive(state.identity);
+    const [alive, processState] = await Promise.all([
+      isProcessAlive(state.identity),
+      readProcessState(state.pid),
+    ]);
     if (!alive) {
       const pid = await holder();
       if (pid) return await starting(pid);
@@ -207,7 +217,6 @@ export async function getStatus(
       daemon: state,
       supervisor: state.supervisor ?? null,
     };
-    const processState = await readProcessState(state.pid);
     if (processState === "T" || processState === "t") {
       const by = processState === "t" ? "a debugger holds it" : "it was sent SIGSTOP (or Ctrl-Z)";
       return {
@@ -221,7 +230,7 @@ export async function getStatus(
     if (options.health === false) return live;
     const health = await fetchHealth(state.api_url, {
       timeoutMs: options.healthTimeoutMs,
-      token: await readTokenFile(layout.tokenFile),
+      token: await token!,
     });
     if (!health.ok) {
       return {
