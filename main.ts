@@ -7,6 +7,7 @@
  * @module
  */
 import { writeStdout } from "./lib/cli/output.ts";
+import { importLazily } from "./lib/lazy/mod.ts";
 import { VERSION } from "./lib/version/mod.ts";
 
 if (import.meta.main) {
@@ -15,6 +16,9 @@ if (import.meta.main) {
     writeStdout(`courier ${VERSION}\n`);
     Deno.exit(0);
   }
-  const { main } = await import("./lib/cli/mod.ts");
+  const { main } = await importLazily<typeof import("./lib/cli/mod.ts")>(
+    "./lib/cli/mod.ts",
+    import.meta.url,
+  );
   Deno.exit(await main(args));
 }

@@ -27,6 +27,7 @@ import { parseArgs } from "node:util";
 import { writeFileAtomic } from "../lib/fs/mod.ts";
 import { PERMISSION_FLAGS } from "../lib/proc/self_command.ts";
 import { VERSION } from "../lib/version/mod.ts";
+import { lazyModules } from "./lazy_modules.ts";
 
 /** The targets a release ships, in `deno compile --target` spelling. */
 export const TARGETS = [
@@ -65,8 +66,9 @@ export interface CompileCommand {
 /**
  * The `deno compile` command line for one binary: the permissions of
  * `PERMISSION_FLAGS` (the single list `deno run` uses too; see its comment
- * for why each is needed), the project's `deno.json`, nothing
- * `--include`d (courier reads no file of its own source at run time), and
+ * for why each is needed), the project's `deno.json`, the modules courier
+ * loads with `importLazily` (`--include`: `deno compile` cannot see those
+ * imports; courier reads no other file of its own source at run time), and
  * `DENORT_BIN` passed on only for this machine's target.
  */
 export function compileCommand(options: {
@@ -78,6 +80,7 @@ export function compileCommand(options: {
   const output = join(options.outDir, binaryName(options.target));
   const host = options.hostTarget ?? Deno.build.target;
   const args = ["compile", "--quiet", ...PERMISSION_FLAGS, "--config", join(ROOT, "deno.json")];
+  for (const module of lazyModules(ROOT)) args.push("--include", join(ROOT, module));
   if (options.target) args.push("--target", options.target);
   args.push("--output", output, join(ROOT, "main.ts"));
   const forHost = !options.target || options.target === host;

@@ -58,7 +58,7 @@ async function staticGraph(module: string): Promise<string[]> {
 }
 
 const isLight = (m: string) =>
-  m === "main.ts" || m === "deno.json" || /^lib\/(cli|errors|version)\//.test(m) ||
+  m === "main.ts" || m === "deno.json" || /^lib\/(cli|errors|version|lazy)\//.test(m) ||
   LIGHT_LEAVES.includes(m);
 
 Deno.test("a courier call loads the command table's names, not its commands", async () => {
@@ -87,7 +87,7 @@ Deno.test("a command's module imports no implementation, no Node built-in, no np
       [],
       `lib/cli/commands/${name} may import at its top only ../command.ts, ../args.ts, ` +
         "../output.ts, ../../errors/mod.ts (and constants of a module without imports); " +
-        "import the rest inside run() with await import()",
+        "import the rest inside run() with importLazily (lib/lazy)",
     );
   }
 });

@@ -11,6 +11,7 @@
  * checksums, usage errors) is tested here regardless.
  */
 import assert from "node:assert/strict";
+import { lazyModules } from "../scripts/lazy_modules.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { COMMANDS } from "../lib/cli/commands/mod.ts";
@@ -267,16 +268,22 @@ Deno.test("deno compile gets exactly PERMISSION_FLAGS, deno.json, --output and -
     ...PERMISSION_FLAGS,
     "--config",
     join(ROOT, "deno.json"),
+    ...lazyModules().flatMap((module) => ["--include", join(ROOT, module)]),
     "--output",
     "/d/courier",
     join(ROOT, "main.ts"),
   ]);
-  // No permission beyond PERMISSION_FLAGS, and nothing extra embedded.
+  // No permission beyond PERMISSION_FLAGS, and nothing embedded but the lazily loaded modules.
   assert.equal(
     host.args.filter((a) => a.startsWith("--allow-") || a === "-A").length,
     PERMISSION_FLAGS.length,
   );
-  assert.ok(!host.args.includes("--include"));
+  assert.ok(
+    host.args.includes(join(ROOT, "lib/cli/mod.ts")),
+    "the CLI, which main.ts loads lazily",
+  );
+  assert.ok(host.args.includes(join(ROOT, "lib/service/daemon.ts")), "the daemon");
+  assert.ok(host.args.includes(join(ROOT, "lib/mail/service.ts")), "the mail service");
   for (const target of TARGETS) {
     const cmd = compileCommand({ outDir: "/d", target, hostTarget: "x86_64-unknown-linux-gnu" });
     assert.equal(cmd.output, `/d/courier-${target}`);

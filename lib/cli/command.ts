@@ -54,7 +54,8 @@ export interface Command {
    * its options and help too (`--help`, completions, a mistyped option), so
    * it imports only light modules at its top (`../command.ts`, `../args.ts`,
    * `../output.ts`, `../../errors/mod.ts`) and `run` imports what it needs
-   * with `await import("…")`. It is registered in `commands/table.ts`.
+   * with `importLazily` (`lib/lazy`: out of sight of `deno run`'s start-up
+   * analysis). It is registered in `commands/table.ts`.
    */
   run?(ctx: CommandContext): Promise<number>;
 }

@@ -62,17 +62,23 @@ export function homeLayout(root: string): HomeLayout {
  * @throws {HomePermissionError} when a folder cannot be created or written.
  */
 export async function ensureHome(layout: HomeLayout): Promise<void> {
-  for (const dir of [layout.root, layout.runDir, layout.logDir]) {
-    try {
-      await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-    } catch (error) {
-      if (!(error instanceof Deno.errors.AlreadyExists)) {
-        throw new HomePermissionError(dir, error);
+  // The three folders at once (every start does this twice: the CLI, then the daemon); the
+  // first failure in this order is the one reported.
+  const failures = await Promise.all(
+    [layout.root, layout.runDir, layout.logDir].map(async (dir) => {
+      try {
+        await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+      } catch (error) {
+        if (!(error instanceof Deno.errors.AlreadyExists)) {
+          return new HomePermissionError(dir, error);
+        }
       }
-    }
-    const error = await writableError(dir);
-    if (error) throw new HomePermissionError(dir, error);
-  }
+      const error = await writableError(dir);
+      return error ? new HomePermissionError(dir, error) : null;
+    }),
+  );
+  const failure = failures.find((f) => f !== null);
+  if (failure) throw failure;
 }
 
 /**

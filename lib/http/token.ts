@@ -6,7 +6,7 @@
  * @module
  */
 import { CourierError, ExitCode } from "../errors/mod.ts";
-import { writeAll } from "../fs/write.ts";
+import { importLazily } from "../lazy/mod.ts";
 
 /** Random bytes in a token courier generates: 256 bits. */
 export const TOKEN_BYTES = 32;
@@ -121,7 +121,7 @@ export async function createTokenFile(path: string): Promise<string | null> {
   const tmp = `${path}.${Deno.pid}.${generateToken().slice(0, 8)}.tmp`;
   const file = await Deno.open(tmp, { write: true, createNew: true, mode: TOKEN_FILE_MODE });
   try {
-    await writeAll(file, bytes);
+    await (await writer()).writeAll(file, bytes);
     await file.syncData();
   } finally {
     file.close();
@@ -136,7 +136,10 @@ export async function createTokenFile(path: string): Promise<string | null> {
     await Deno.remove(tmp).catch(() => {});
   }
   if (!created) return null;
-  const { syncDirectory } = await import("../fs/atomic_write.ts");
+  const { syncDirectory } = await importLazily<typeof import("../fs/atomic_write.ts")>(
+    "../fs/atomic_write.ts",
+    import.meta.url,
+  );
   await syncDirectory(path.slice(0, path.lastIndexOf("/")) || "/");
   return token;
 }
@@ -151,7 +154,7 @@ async function createDirectly(path: string, bytes: Uint8Array): Promise<boolean>
     throw error;
   }
   try {
-    await writeAll(file, bytes);
+    await (await writer()).writeAll(file, bytes);
     await file.syncData();
   } finally {
     file.close();
@@ -184,7 +187,15 @@ export async function ensureTokenFile(path: string): Promise<{ token: string; cr
  */
 export async function rotateTokenFile(path: string): Promise<string> {
   const token = generateToken();
-  const { writeFileAtomic } = await import("../fs/atomic_write.ts");
+  const { writeFileAtomic } = await importLazily<typeof import("../fs/atomic_write.ts")>(
+    "../fs/atomic_write.ts",
+    import.meta.url,
+  );
   await writeFileAtomic(path, token + "\n", { mode: TOKEN_FILE_MODE });
   return token;
+}
+
+/** The file writer, loaded only by those that write a token (readers never do). */
+function writer(): Promise<typeof import("../fs/write.ts")> {
+  return importLazily<typeof import("../fs/write.ts")>("../fs/write.ts", import.meta.url);
 }

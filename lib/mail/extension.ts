@@ -1,4 +1,5 @@
 import type { RequestContext } from "../http/mod.ts";
+import { importLazily } from "../lazy/mod.ts";
 import type { DaemonExtension, ExtensionContext } from "../service/extension.ts";
 import { loadMailSettings } from "./config.ts";
 import type { MailService, MailServiceOptions } from "./service.ts";
@@ -59,8 +60,8 @@ export class MailExtension implements DaemonExtension {
   /** Loads the service and its API, and starts it (see {@link MailService.start}). */
   async start(context: ExtensionContext): Promise<void> {
     const [{ MailService }, { handleMailRequest }] = await Promise.all([
-      import("./service.ts"),
-      import("./http_api.ts"),
+      importLazily<typeof import("./service.ts")>("./service.ts", import.meta.url),
+      importLazily<typeof import("./http_api.ts")>("./http_api.ts", import.meta.url),
     ]);
     const service = new MailService(this.#options);
     await service.start(context);

@@ -1,4 +1,4 @@
-import { runTool } from "./run_tool.ts";
+import { importLazily } from "../lazy/mod.ts";
 
 /**
  * What identifies one process over its whole life: its PID alone does not
@@ -185,4 +185,15 @@ export async function processAgeSeconds(pid: number): Promise<number | null> {
   } catch {
     return null;
   }
+}
+
+/** `ps` and friends, where /proc does not tell: loaded only then. */
+async function runTool(
+  ...args: Parameters<typeof import("./run_tool.ts").runTool>
+): ReturnType<typeof import("./run_tool.ts").runTool> {
+  const tools = await importLazily<typeof import("./run_tool.ts")>(
+    "./run_tool.ts",
+    import.meta.url,
+  );
+  return await tools.runTool(...args);
 }

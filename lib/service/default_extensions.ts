@@ -1,3 +1,4 @@
+import { importLazily } from "../lazy/mod.ts";
 import type { DaemonExtension } from "./extension.ts";
 
 /**
@@ -8,6 +9,9 @@ import type { DaemonExtension } from "./extension.ts";
  * every CLI call ~35 ms of start-up, and only the daemon needs it.
  */
 export async function defaultExtensions(): Promise<DaemonExtension[]> {
-  const { createMailExtension } = await import("../mail/extension.ts");
+  const { createMailExtension } = await importLazily<typeof import("../mail/extension.ts")>(
+    "../mail/extension.ts",
+    import.meta.url,
+  );
   return [createMailExtension()];
 }

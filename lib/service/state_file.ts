@@ -1,4 +1,4 @@
-import { writeJsonAtomic } from "../fs/atomic_write.ts";
+import { importLazily } from "../lazy/mod.ts";
 import type { HomeLayout } from "../home/mod.ts";
 import type { ProcessIdentity } from "../proc/mod.ts";
 import type { Supervisor } from "../service_manager/mod.ts";
@@ -67,6 +67,11 @@ export async function readDaemonState(layout: HomeLayout): Promise<DaemonState |
 
 /** Writes the daemon state atomically (temp file, fsync, rename). */
 export async function writeDaemonState(layout: HomeLayout, state: DaemonState): Promise<void> {
+  // Only the daemon writes it: readers (`status`) do not load the writer.
+  const { writeJsonAtomic } = await importLazily<typeof import("../fs/atomic_write.ts")>(
+    "../fs/atomic_write.ts",
+    import.meta.url,
+  );
   await writeJsonAtomic(layout.stateFile, state, { mode: 0o600 });
 }
 

@@ -1,7 +1,7 @@
 import { assertHomeUsable, type HomeLayout } from "../home/mod.ts";
+import { importLazily } from "../lazy/mod.ts";
 import { readTokenFile } from "../http/token.ts";
 import { httpGet } from "../net/http_get.ts";
-import { listeningSockets } from "../net/port_holder.ts";
 import {
   isProcessAlive,
   processAgeSeconds,
@@ -10,7 +10,6 @@ import {
   readProcessState,
 } from "../proc/identity.ts";
 import type { Supervisor } from "../service_manager/mod.ts";
-import { instanceLockHolder } from "./instance_lock.ts";
 import { type DaemonState, readDaemonState, readPidFile } from "./state_file.ts";
 
 /** The state names `courier status` reports. */
@@ -117,10 +116,24 @@ export async function getStatus(
   layout: HomeLayout,
   options: StatusOptions = {},
 ): Promise<ServiceStatus> {
+  // The reads and the home check at once (a `status` in every shell's prompt counts each ms);
+  // a home that is no directory is said first.
+  const reads = Promise.all([readDaemonState(layout), readPidFile(layout)]);
+  reads.catch(() => {});
   await assertHomeUsable(layout);
-  const [state, pidFromFile] = await Promise.all([readDaemonState(layout), readPidFile(layout)]);
+  const [state, pidFromFile] = await reads;
+  // Read meanwhile; needed (and any error of it thrown) only when /health is asked.
+  const token = state && options.health !== false ? readTokenFile(layout.tokenFile) : null;
+  token?.catch(() => {});
   // The kernel's lock table (slow to read on a busy machine) only when no live daemon is named.
-  const holder = () => instanceLockHolder(layout);
+  // Loaded only then: `status` of a running daemon never needs them.
+  const holder = async () => {
+    const { instanceLockHolder } = await importLazily<typeof import("./instance_lock.ts")>(
+      "./instance_lock.ts",
+      import.meta.url,
+    );
+    return await instanceLockHolder(layout);
+  };
   const status: ServiceStatus = {
     state: "stopped",
     pid: null,
@@ -139,6 +152,10 @@ export async function getStatus(
     // longer than any start may take.
     const alive = await readProcessIdentity(pid);
     if (!alive) return status;
+    const { listeningSockets } = await importLazily<typeof import("../net/port_holder.ts")>(
+      "../net/port_holder.ts",
+      import.meta.url,
+    );
     const listening = await listeningSockets(pid);
     const socket = listening?.find((s) => s.family === 4) ?? listening?.[0];
     if (socket) {
@@ -173,7 +190,10 @@ export async function getStatus(
     return { ...status, state: "starting", pid };
   };
   if (state) {
-    const alive = await isProcessAlive(state.identity);
+    const [alive, processState] = await Promise.all([
+      isProcessAlive(state.identity),
+      readProcessState(state.pid),
+    ]);
     if (!alive) {
       const pid = await holder();
       if (pid) return await starting(pid);
@@ -197,7 +217,6 @@ export async function getStatus(
       daemon: state,
       supervisor: state.supervisor ?? null,
     };
-    const processState = await readProcessState(state.pid);
     if (processState === "T" || processState === "t") {
       const by = processState === "t" ? "a debugger holds it" : "it was sent SIGSTOP (or Ctrl-Z)";
       return {
@@ -211,7 +230,7 @@ export async function getStatus(
     if (options.health === false) return live;
     const health = await fetchHealth(state.api_url, {
       timeoutMs: options.healthTimeoutMs,
-      token: await readTokenFile(layout.tokenFile),
+      token: await token!,
     });
     if (!health.ok) {
       return {

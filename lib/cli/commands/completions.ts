@@ -2,6 +2,7 @@ import type { CompletableCommand } from "../../completions/mod.ts";
 import { isShell, RC_LINES, SHELLS } from "../../completions/shells.ts";
 import { UsageError } from "../../errors/mod.ts";
 import { writeStdout } from "../output.ts";
+import { importLazily } from "../../lazy/mod.ts";
 
 const HINT = "courier completions --help";
 
@@ -32,8 +33,11 @@ export const completionsCommand: CompletableCommand = {
       });
     }
     // Imported here, not at the top: the command list imports this module.
-    const { COMMANDS } = await import("./mod.ts");
-    const { completionScript } = await import("../../completions/mod.ts");
+    const { COMMANDS } = await importLazily<typeof import("./mod.ts")>("./mod.ts", import.meta.url);
+    const { completionScript } = await importLazily<typeof import("../../completions/mod.ts")>(
+      "../../completions/mod.ts",
+      import.meta.url,
+    );
     const script = completionScript(shell, COMMANDS);
     if (ctx.out.json) ctx.out.data({ shell, script });
     else writeStdout(script);

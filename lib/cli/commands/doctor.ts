@@ -3,6 +3,7 @@ import { ExitCode } from "../../errors/mod.ts";
 import { parsePort, stringOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import type { Style } from "../output.ts";
+import { importLazily } from "../../lazy/mod.ts";
 
 const MARK: Record<FindingLevel, [string, Style]> = {
   ok: ["ok", "green"],
@@ -34,8 +35,14 @@ export const doctorCommand: Command = {
       : env !== undefined
       ? parsePort(env, { option: "COURIER_PORT", hint })
       : undefined;
-    const { resolveHome } = await import("../../home/mod.ts");
-    const { diagnose } = await import("../../doctor/mod.ts");
+    const { resolveHome } = await importLazily<typeof import("../../home/mod.ts")>(
+      "../../home/mod.ts",
+      import.meta.url,
+    );
+    const { diagnose } = await importLazily<typeof import("../../doctor/mod.ts")>(
+      "../../doctor/mod.ts",
+      import.meta.url,
+    );
     const diagnosis = await diagnose(resolveHome(ctx.homeOption), { port, defaultPort });
     if (ctx.out.json) {
       ctx.out.data(diagnosis);

@@ -1,6 +1,7 @@
 import { parseInteger, stringOption } from "../args.ts";
 import type { Command, CommandContext } from "../command.ts";
 import { writeStdout } from "../output.ts";
+import { importLazily } from "../../lazy/mod.ts";
 
 async function follow(path: string, from: number, json: boolean): Promise<never> {
   let offset = from;
@@ -51,10 +52,16 @@ async function fromJournal(unit: string, n: number, ctx: CommandContext): Promis
   const json = ctx.out.json;
   const print = (line: string) => writeStdout(json ? JSON.stringify({ line }) + "\n" : line + "\n");
   if (ctx.values.follow) {
-    const { followJournal } = await import("../../supervise/logs.ts");
+    const { followJournal } = await importLazily<typeof import("../../supervise/logs.ts")>(
+      "../../supervise/logs.ts",
+      import.meta.url,
+    );
     return await followJournal(unit, { lines: n, onLine: print });
   }
-  const { SystemdUser } = await import("../../service_manager/mod.ts");
+  const { SystemdUser } = await importLazily<typeof import("../../service_manager/mod.ts")>(
+    "../../service_manager/mod.ts",
+    import.meta.url,
+  );
   const lines = await new SystemdUser().journal(unit, n);
   if (lines === null) return null;
   if (json) ctx.out.data({ unit, lines });
@@ -84,10 +91,19 @@ export const logsCommand: Command = {
     const n = text === undefined
       ? 100
       : parseInteger(text, { option: "-n", hint: "courier logs --help", min: 0, max: 1_000_000 });
-    const { homeLayout, resolveHome } = await import("../../home/mod.ts");
-    const { tailLines } = await import("../../log/mod.ts");
+    const { homeLayout, resolveHome } = await importLazily<typeof import("../../home/mod.ts")>(
+      "../../home/mod.ts",
+      import.meta.url,
+    );
+    const { tailLines } = await importLazily<typeof import("../../log/mod.ts")>(
+      "../../log/mod.ts",
+      import.meta.url,
+    );
     const layout = homeLayout(resolveHome(ctx.homeOption));
-    const { logSource } = await import("../../supervise/logs.ts");
+    const { logSource } = await importLazily<typeof import("../../supervise/logs.ts")>(
+      "../../supervise/logs.ts",
+      import.meta.url,
+    );
     const source = await logSource(layout);
     if (source.kind === "journal") {
       const code = await fromJournal(source.unit, n, ctx);

@@ -5,10 +5,17 @@ import { UsageError } from "../../errors/mod.ts";
 import { stringOption } from "../args.ts";
 import type { Command, CommandContext } from "../command.ts";
 import { formatTable } from "../output.ts";
+import { importLazily } from "../../lazy/mod.ts";
 
 async function client(ctx: CommandContext): Promise<MailClient> {
-  const { homeLayout, resolveHome } = await import("../../home/mod.ts");
-  const { MailClient } = await import("../../mail/client.ts");
+  const { homeLayout, resolveHome } = await importLazily<typeof import("../../home/mod.ts")>(
+    "../../home/mod.ts",
+    import.meta.url,
+  );
+  const { MailClient } = await importLazily<typeof import("../../mail/client.ts")>(
+    "../../mail/client.ts",
+    import.meta.url,
+  );
   return await MailClient.connect(homeLayout(resolveHome(ctx.homeOption)));
 }
 

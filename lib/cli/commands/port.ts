@@ -4,6 +4,7 @@ import { DEFAULT_PORT_RANGE, parsePortRange, type PortRange } from "../../ports/
 import { parseInteger, parsePort, parseSeconds, stringOption } from "../args.ts";
 import type { Command, CommandContext, OptionSpec } from "../command.ts";
 import { formatTable, type Output } from "../output.ts";
+import { importLazily } from "../../lazy/mod.ts";
 
 const RANGE_TEXT = `${DEFAULT_PORT_RANGE.start}-${DEFAULT_PORT_RANGE.end}`;
 
@@ -27,7 +28,10 @@ const LEASE_OPTIONS: Record<string, OptionSpec> = {
 };
 
 async function allocator(ctx: CommandContext): Promise<PortAllocator> {
-  const { PortAllocator } = await import("../../ports/mod.ts");
+  const { PortAllocator } = await importLazily<typeof import("../../ports/mod.ts")>(
+    "../../ports/mod.ts",
+    import.meta.url,
+  );
   return new PortAllocator({
     onWarning: (message) => ctx.out.warn(`courier: warning: ${message}`),
   });
@@ -135,7 +139,10 @@ const allocateCommand: Command = {
       if (ttlMs <= 0) throw new UsageError(`invalid --ttl "${ttlText}": must be above 0`, { hint });
     }
     // This process exits right after printing: without --pid the lease lives by its TTL.
-    const { DEFAULT_TTL_MS } = await import("../../ports/mod.ts");
+    const { DEFAULT_TTL_MS } = await importLazily<typeof import("../../ports/mod.ts")>(
+      "../../ports/mod.ts",
+      import.meta.url,
+    );
     await using leases = await allocator(ctx); // at exit: the registry is on disk
     const lease = await leases.allocate({
       ...settings,
@@ -239,7 +246,9 @@ const execCommand: Command = {
     const hint = "courier port exec --help";
     const settings = leaseSettings(ctx.values, hint);
     const env = stringOption(ctx.values, "env") ?? "PORT";
-    const { execWithPort, isEnvName, PortExecSpawnError } = await import("../../ports/mod.ts");
+    const { execWithPort, isEnvName, PortExecSpawnError } = await importLazily<
+      typeof import("../../ports/mod.ts")
+    >("../../ports/mod.ts", import.meta.url);
     if (!isEnvName(env)) {
       throw new UsageError(`invalid --env "${env}": not a variable name`, { hint });
     }

@@ -2,6 +2,7 @@ import { ExitCode, UsageError } from "../../errors/mod.ts";
 import { parsePort, parseSeconds, stringOption } from "../args.ts";
 import type { Command, CommandContext } from "../command.ts";
 import { formatTable } from "../output.ts";
+import { importLazily } from "../../lazy/mod.ts";
 
 /** A command line as a shell would read it back (words quoted where needed). */
 function shellLine(argv: string[]): string {
@@ -56,8 +57,14 @@ const install: Command = {
   },
   async run(ctx) {
     const settings = installSettings(ctx);
-    const { resolveHome } = await import("../../home/mod.ts");
-    const { installService } = await import("../../supervise/mod.ts");
+    const { resolveHome } = await importLazily<typeof import("../../home/mod.ts")>(
+      "../../home/mod.ts",
+      import.meta.url,
+    );
+    const { installService } = await importLazily<typeof import("../../supervise/mod.ts")>(
+      "../../supervise/mod.ts",
+      import.meta.url,
+    );
     const result = await installService({ home: resolveHome(ctx.homeOption), ...settings });
     const { state } = result;
     const lines: string[] = [];
@@ -111,8 +118,14 @@ const uninstall: Command = {
   usage: ["uninstall"],
   options: {},
   async run(ctx) {
-    const { resolveHome } = await import("../../home/mod.ts");
-    const { uninstallService } = await import("../../supervise/mod.ts");
+    const { resolveHome } = await importLazily<typeof import("../../home/mod.ts")>(
+      "../../home/mod.ts",
+      import.meta.url,
+    );
+    const { uninstallService } = await importLazily<typeof import("../../supervise/mod.ts")>(
+      "../../supervise/mod.ts",
+      import.meta.url,
+    );
     const home = resolveHome(ctx.homeOption);
     const result = await uninstallService({ home });
     const lines = result.removed
@@ -135,8 +148,14 @@ const status: Command = {
   usage: ["status"],
   options: {},
   async run(ctx) {
-    const { resolveHome } = await import("../../home/mod.ts");
-    const { serviceStatus } = await import("../../supervise/mod.ts");
+    const { resolveHome } = await importLazily<typeof import("../../home/mod.ts")>(
+      "../../home/mod.ts",
+      import.meta.url,
+    );
+    const { serviceStatus } = await importLazily<typeof import("../../supervise/mod.ts")>(
+      "../../supervise/mod.ts",
+      import.meta.url,
+    );
     const report = await serviceStatus({ home: resolveHome(ctx.homeOption) });
     const { courier } = report;
     const code = !report.installed

@@ -5,6 +5,7 @@ import type { DaemonState, StartOptions } from "../../service/mod.ts";
 import { parseInteger, parsePort, parseSeconds, stringOption } from "../args.ts";
 import type { Command, CommandContext, OptionSpec } from "../command.ts";
 import type { Output } from "../output.ts";
+import { importLazily } from "../../lazy/mod.ts";
 
 /** Options shared by `start`, `restart` and the internal `daemon`. */
 const SERVE_OPTIONS: Record<string, OptionSpec> = {
@@ -106,15 +107,23 @@ function startOptions(
 
 /** `--port auto`: the port lease, whose module is loaded only then. */
 async function leaseDaemonPort(layout: HomeLayout, host: string) {
-  const { leaseDaemonPort } = await import("../../service/port_lease.ts");
+  const { leaseDaemonPort } = await importLazily<typeof import("../../service/port_lease.ts")>(
+    "../../service/port_lease.ts",
+    import.meta.url,
+  );
   return await leaseDaemonPort(layout, host);
 }
 
 async function runForeground(home: string, settings: ServeSettings, out: Output): Promise<number> {
   // Run by a service that `courier service install` wrote: it keeps the log, `stop` tells it.
-  const { supervisorFromEnv } = await import("../../service_manager/detect.ts");
+  const { supervisorFromEnv } = await importLazily<
+    typeof import("../../service_manager/detect.ts")
+  >("../../service_manager/detect.ts", import.meta.url);
   const supervisor = supervisorFromEnv() ?? undefined;
-  const { runDaemon } = await import("../../service/daemon.ts");
+  const { runDaemon } = await importLazily<typeof import("../../service/daemon.ts")>(
+    "../../service/daemon.ts",
+    import.meta.url,
+  );
   return await runDaemon({
     home,
     host: settings.host,
@@ -159,7 +168,10 @@ async function doStart(
   ctx: CommandContext,
   options: ReturnType<typeof startOptions>,
 ): Promise<number> {
-  const { resolveHome } = await import("../../home/mod.ts");
+  const { resolveHome } = await importLazily<typeof import("../../home/mod.ts")>(
+    "../../home/mod.ts",
+    import.meta.url,
+  );
   const home = resolveHome(ctx.homeOption);
   if (ctx.values.foreground) {
     return await runForeground(home, options.settings, ctx.out);
@@ -182,12 +194,18 @@ async function doStart(
     const running = await runningDaemon(home);
     if (running) return alreadyRunning(running);
   }
-  const { startService } = await import("../../service/control.ts");
+  const { startService } = await importLazily<typeof import("../../service/control.ts")>(
+    "../../service/control.ts",
+    import.meta.url,
+  );
   const started = await startService(home, { ...options, ifNotRunning });
   const { state, elapsedMs } = started;
   if (started.alreadyRunning) return alreadyRunning(state);
   const by = state.supervisor ? ` by ${state.supervisor.manager} (${state.supervisor.name})` : "";
-  const { exposureWarning } = await import("../../http/host.ts");
+  const { exposureWarning } = await importLazily<typeof import("../../http/host.ts")>(
+    "../../http/host.ts",
+    import.meta.url,
+  );
   const exposed = exposureWarning(state.host, state.port);
   if (exposed) ctx.out.warn(`warning: ${exposed}`);
   ctx.out.result(`Courier started${by} (PID ${state.pid}) at ${state.api_url}`, {
@@ -205,8 +223,14 @@ async function doStart(
  * daemon, overridden by the ones given now.
  */
 async function restartValues(ctx: CommandContext, home: string): Promise<CommandContext["values"]> {
-  const { homeLayout } = await import("../../home/mod.ts");
-  const { readDaemonState } = await import("../../service/mod.ts");
+  const { homeLayout } = await importLazily<typeof import("../../home/mod.ts")>(
+    "../../home/mod.ts",
+    import.meta.url,
+  );
+  const { readDaemonState } = await importLazily<typeof import("../../service/mod.ts")>(
+    "../../service/mod.ts",
+    import.meta.url,
+  );
   const state = await readDaemonState(homeLayout(home));
   if (!state) return ctx.values;
   const recorded = state.start_options ??
@@ -226,8 +250,11 @@ async function restartValues(ctx: CommandContext, home: string): Promise<Command
  */
 async function runningDaemon(home: string): Promise<DaemonState | null> {
   const [{ homeLayout }, { fetchHealth, getStatus }] = await Promise.all([
-    import("../../home/mod.ts"),
-    import("../../service/status.ts"),
+    importLazily<typeof import("../../home/mod.ts")>("../../home/mod.ts", import.meta.url),
+    importLazily<typeof import("../../service/status.ts")>(
+      "../../service/status.ts",
+      import.meta.url,
+    ),
   ]);
   const status = await getStatus(homeLayout(home), { health: false });
   if (status.state !== "running" || !status.daemon) return null;
@@ -262,7 +289,10 @@ export const restartCommand: Command = {
     const hint = "courier restart --help";
     // --if-not-running: start only when nothing runs, exactly as start does.
     if (ctx.values["if-not-running"]) return await doStart(ctx, startOptions(ctx, hint));
-    const { resolveHome } = await import("../../home/mod.ts");
+    const { resolveHome } = await importLazily<typeof import("../../home/mod.ts")>(
+      "../../home/mod.ts",
+      import.meta.url,
+    );
     const home = resolveHome(ctx.homeOption);
     const given = { ...ctx, values: await restartValues(ctx, home) };
     const options = startOptions(given, hint); // parsed before anything is stopped
@@ -270,8 +300,14 @@ export const restartCommand: Command = {
     const timeoutMs = stopTimeout === undefined
       ? undefined
       : parseSeconds(stopTimeout, { option: "--stop-timeout", hint });
-    const { stopService } = await import("../../service/control.ts");
-    const { NotRunningError } = await import("../../service/errors.ts");
+    const { stopService } = await importLazily<typeof import("../../service/control.ts")>(
+      "../../service/control.ts",
+      import.meta.url,
+    );
+    const { NotRunningError } = await importLazily<typeof import("../../service/errors.ts")>(
+      "../../service/errors.ts",
+      import.meta.url,
+    );
     try {
       const stopped = await stopService(home, { timeoutMs });
       ctx.out.text(`Stopped Courier (PID ${stopped.pid})${stopped.forced ? " with SIGKILL" : ""}`);
@@ -291,9 +327,15 @@ export const daemonCommand: Command = {
   hidden: true,
   async run(ctx) {
     const [{ resolveHome }, { runDaemon }, { pipeReporter }] = await Promise.all([
-      import("../../home/mod.ts"),
-      import("../../service/daemon.ts"),
-      import("../../service/readiness.ts"),
+      importLazily<typeof import("../../home/mod.ts")>("../../home/mod.ts", import.meta.url),
+      importLazily<typeof import("../../service/daemon.ts")>(
+        "../../service/daemon.ts",
+        import.meta.url,
+      ),
+      importLazily<typeof import("../../service/readiness.ts")>(
+        "../../service/readiness.ts",
+        import.meta.url,
+      ),
     ]);
     const home = resolveHome(ctx.homeOption);
     const settings = serveSettings(ctx.values, "courier start --help");

@@ -1,6 +1,7 @@
 import type { ServiceStateName } from "../../service/mod.ts";
 import type { Command } from "../command.ts";
 import { formatTable, type Style } from "../output.ts";
+import { importLazily } from "../../lazy/mod.ts";
 
 /** Exit codes of `courier status`, by state. */
 export const STATUS_EXIT: Record<ServiceStateName, number> = {
@@ -33,8 +34,11 @@ export const statusCommand: Command = {
   options: {},
   async run(ctx) {
     const [{ homeLayout, resolveHome }, { getStatus }] = await Promise.all([
-      import("../../home/mod.ts"),
-      import("../../service/status.ts"),
+      importLazily<typeof import("../../home/mod.ts")>("../../home/mod.ts", import.meta.url),
+      importLazily<typeof import("../../service/status.ts")>(
+        "../../service/status.ts",
+        import.meta.url,
+      ),
     ]);
     const status = await getStatus(homeLayout(resolveHome(ctx.homeOption)));
     const { daemon: _daemon, ...json } = status;

@@ -1,6 +1,7 @@
 import { ExitCode, UsageError } from "../../errors/mod.ts";
 import { parseSeconds, stringOption } from "../args.ts";
 import type { Command } from "../command.ts";
+import { importLazily } from "../../lazy/mod.ts";
 
 /** `courier stop`. */
 export const stopCommand: Command = {
@@ -37,10 +38,18 @@ export const stopCommand: Command = {
     if (within !== undefined && !ctx.values.all) {
       throw new UsageError("--within needs --all", { hint });
     }
-    const { resolveHome } = await import("../../home/mod.ts");
-    const { stopAllDaemons, stopService } = await import("../../service/control.ts");
+    const { resolveHome } = await importLazily<typeof import("../../home/mod.ts")>(
+      "../../home/mod.ts",
+      import.meta.url,
+    );
+    const { stopAllDaemons, stopService } = await importLazily<
+      typeof import("../../service/control.ts")
+    >("../../service/control.ts", import.meta.url);
     if (ctx.values.all) {
-      const { resolve } = await import("../../fs/mod.ts");
+      const { resolve } = await importLazily<typeof import("../../fs/mod.ts")>(
+        "../../fs/mod.ts",
+        import.meta.url,
+      );
       const stopped = await stopAllDaemons({ timeoutMs, within: within && resolve(within) });
       ctx.out.result(
         stopped.length === 0
@@ -56,7 +65,10 @@ export const stopCommand: Command = {
     try {
       result = await stopService(resolveHome(ctx.homeOption), { timeoutMs });
     } catch (error) {
-      const { NotRunningError } = await import("../../service/mod.ts");
+      const { NotRunningError } = await importLazily<typeof import("../../service/mod.ts")>(
+        "../../service/mod.ts",
+        import.meta.url,
+      );
       if (!ctx.values["if-running"] || !(error instanceof NotRunningError)) throw error;
       ctx.out.result(error.message, { stopped: [] });
       return ExitCode.Ok;
@@ -86,11 +98,20 @@ export const killCommand: Command = {
   },
   async run(ctx) {
     const name = stringOption(ctx.values, "signal") ?? "SIGKILL";
-    const { parseSignal } = await import("../../proc/mod.ts");
+    const { parseSignal } = await importLazily<typeof import("../../proc/mod.ts")>(
+      "../../proc/mod.ts",
+      import.meta.url,
+    );
     const signal = parseSignal(name);
     if (!signal) throw new UsageError(`unknown signal "${name}"`, { hint: "courier kill --help" });
-    const { resolveHome } = await import("../../home/mod.ts");
-    const { killService } = await import("../../service/control.ts");
+    const { resolveHome } = await importLazily<typeof import("../../home/mod.ts")>(
+      "../../home/mod.ts",
+      import.meta.url,
+    );
+    const { killService } = await importLazily<typeof import("../../service/control.ts")>(
+      "../../service/control.ts",
+      import.meta.url,
+    );
     const result = await killService(resolveHome(ctx.homeOption), { signal });
     ctx.out.result(
       `Sent ${result.signal} to Courier (PID ${result.pid})${

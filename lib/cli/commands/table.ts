@@ -1,3 +1,4 @@
+import { importLazily } from "../../lazy/mod.ts";
 import type { Command } from "../command.ts";
 
 /** One command of the table: its name, and how to load its module (options, usage, help, run). */
@@ -16,25 +17,77 @@ export interface CommandEntry {
  * the table itself is names. A new command: its module here, with `load`.
  */
 export const COMMAND_TABLE: readonly CommandEntry[] = [
-  { name: "start", load: async () => (await import("./start.ts")).startCommand },
-  { name: "stop", load: async () => (await import("./stop.ts")).stopCommand },
-  { name: "restart", load: async () => (await import("./start.ts")).restartCommand },
-  { name: "status", load: async () => (await import("./status.ts")).statusCommand },
-  { name: "kill", load: async () => (await import("./stop.ts")).killCommand },
-  { name: "logs", load: async () => (await import("./logs.ts")).logsCommand },
-  { name: "doctor", load: async () => (await import("./doctor.ts")).doctorCommand },
-  { name: "mail", load: async () => (await import("./mail.ts")).mailCommand },
-  { name: "token", load: async () => (await import("./token.ts")).tokenCommand },
-  { name: "port", load: async () => (await import("./port.ts")).portCommand },
-  { name: "service", load: async () => (await import("./service.ts")).serviceCommand },
+  {
+    name: "start",
+    load: async () =>
+      (await importLazily<typeof import("./start.ts")>("./start.ts", import.meta.url)).startCommand,
+  },
+  {
+    name: "stop",
+    load: async () =>
+      (await importLazily<typeof import("./stop.ts")>("./stop.ts", import.meta.url)).stopCommand,
+  },
+  {
+    name: "restart",
+    load: async () =>
+      (await importLazily<typeof import("./start.ts")>("./start.ts", import.meta.url))
+        .restartCommand,
+  },
+  {
+    name: "status",
+    load: async () =>
+      (await importLazily<typeof import("./status.ts")>("./status.ts", import.meta.url))
+        .statusCommand,
+  },
+  {
+    name: "kill",
+    load: async () =>
+      (await importLazily<typeof import("./stop.ts")>("./stop.ts", import.meta.url)).killCommand,
+  },
+  {
+    name: "logs",
+    load: async () =>
+      (await importLazily<typeof import("./logs.ts")>("./logs.ts", import.meta.url)).logsCommand,
+  },
+  {
+    name: "doctor",
+    load: async () =>
+      (await importLazily<typeof import("./doctor.ts")>("./doctor.ts", import.meta.url))
+        .doctorCommand,
+  },
+  {
+    name: "mail",
+    load: async () =>
+      (await importLazily<typeof import("./mail.ts")>("./mail.ts", import.meta.url)).mailCommand,
+  },
+  {
+    name: "token",
+    load: async () =>
+      (await importLazily<typeof import("./token.ts")>("./token.ts", import.meta.url)).tokenCommand,
+  },
+  {
+    name: "port",
+    load: async () =>
+      (await importLazily<typeof import("./port.ts")>("./port.ts", import.meta.url)).portCommand,
+  },
+  {
+    name: "service",
+    load: async () =>
+      (await importLazily<typeof import("./service.ts")>("./service.ts", import.meta.url))
+        .serviceCommand,
+  },
   {
     name: "daemon",
     hidden: true,
-    load: async () => (await import("./start.ts")).daemonCommand,
+    load: async () =>
+      (await importLazily<typeof import("./start.ts")>("./start.ts", import.meta.url))
+        .daemonCommand,
   },
   {
     name: "completions",
-    load: async () => (await import("./completions.ts")).completionsCommand,
+    load: async () =>
+      (await importLazily<typeof import("./completions.ts")>("./completions.ts", import.meta.url))
+        .completionsCommand,
   },
 ];
 

@@ -1,5 +1,6 @@
 import { UsageError } from "../../errors/mod.ts";
 import type { Command } from "../command.ts";
+import { importLazily } from "../../lazy/mod.ts";
 
 const HINT = "courier token --help";
 
@@ -18,8 +19,12 @@ export const tokenCommand: Command & { positionalChoices: readonly string[] } = 
     if (ctx.positionals.length > 1 || (ctx.positionals[0] ?? "rotate") !== "rotate") {
       throw new UsageError(`unexpected argument "${ctx.positionals.at(-1)}"`, { hint: HINT });
     }
-    const { ensureHome, homeLayout, resolveHome } = await import("../../home/mod.ts");
-    const { ensureTokenFile, rotateTokenFile } = await import("../../http/token.ts");
+    const { ensureHome, homeLayout, resolveHome } = await importLazily<
+      typeof import("../../home/mod.ts")
+    >("../../home/mod.ts", import.meta.url);
+    const { ensureTokenFile, rotateTokenFile } = await importLazily<
+      typeof import("../../http/token.ts")
+    >("../../http/token.ts", import.meta.url);
     const layout = homeLayout(resolveHome(ctx.homeOption));
     await ensureHome(layout);
     const path = layout.tokenFile;
