@@ -4,17 +4,17 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { courier, type RunResult, type TestHome, withHome } from "./helpers/courier.ts";
+import { withHome } from "./helpers/courier.ts";
 import {
   apiGet,
-  apiPost,
+  postMail,
   startDaemon,
   stopDaemon,
   type TestDaemon,
   writeHomeConfig,
 } from "./helpers/api.ts";
-import { eventually, inbound, webhookReceiver } from "./helpers/mail.ts";
-import { CourierProcess } from "./helpers/process.ts";
+import { eventually, webhookReceiver } from "./helpers/mail.ts";
+import { CourierProcess, runIn } from "./helpers/process.ts";
 
 const FAST = ["--debounce-window", "20", "--debounce-max-wait", "50"];
 
@@ -24,34 +24,12 @@ i=0
 while [ ! -e "$DIR/go" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done
 `;
 
-/** Runs `courier --home <home> args…` (so that `--` in `args` ends courier's options). */
-function run(h: TestHome, args: string[]): Promise<RunResult> {
-  return courier(["--home", h.home, ...args], { env: { COURIER_LEASE_DIR: h.leaseDir } });
-}
-
 /** Writes an executable shell script `name` in `dir`. */
 async function script(dir: string, name: string, body: string): Promise<string> {
   const path = join(dir, name);
   await Deno.writeTextFile(path, `#!/bin/sh\n${body}`);
   await Deno.chmod(path, 0o755);
   return path;
-}
-
-/** Posts one message in conversation `session` and returns the id of its mail once folded. */
-async function mailIn(d: TestDaemon, session: string): Promise<string> {
-  const posted = await apiPost(
-    d,
-    "/api/v1/inbound/lark",
-    inbound({ session_id: session, text: `secret body of ${session}` }),
-  );
-  assert.equal(posted.status, 202);
-  let id = "";
-  await eventually(async () => {
-    const listed = await apiGet(d, `/api/v1/messages?session_id=${session}`);
-    id = (listed.body.messages as { id: string }[])[0]?.id ?? "";
-    return id !== "";
-  }, { what: `the mail of ${session}` });
-  return id;
 }
 
 interface Mail {
@@ -89,9 +67,9 @@ exit "$code"
 `,
     );
     const [ok, flaky, broken] = [
-      await mailIn(d, "exit-0"),
-      await mailIn(d, "exit-1"),
-      await mailIn(d, "exit-2"),
+      await postMail(d, "exit-0"),
+      await postMail(d, "exit-1"),
+      await postMail(d, "exit-2"),
     ];
     const worker = CourierProcess.start(
       h,
@@ -155,7 +133,7 @@ Deno.test("mail work: the claim is renewed past its timeout while the command ru
   await withHome(async (h) => {
     const d = await startDaemon(h, FAST);
     await script(h.root, "slow.sh", "sleep 3\n");
-    const id = await mailIn(d, "slow");
+    const id = await postMail(d, "slow");
     const worker = CourierProcess.start(
       h,
       ["mail", "work", "--agent", "w", "--timeout", "1", "--", "./slow.sh"],
@@ -192,8 +170,8 @@ Deno.test("mail work --reply: the command's stdout goes back to the conversation
 printf '\\n  On it: %s\\n\\n' "$COURIER_MAIL_ID"
 `,
       );
-      const talk = await mailIn(d, "talk");
-      const quiet = await mailIn(d, "quiet");
+      const talk = await postMail(d, "talk");
+      const quiet = await postMail(d, "quiet");
       const worker = CourierProcess.start(
         h,
         ["mail", "work", "--agent", "w", "--reply", "--", "./answer.sh"],
@@ -230,7 +208,7 @@ Deno.test("mail work: SIGTERM lets the running command finish and complete; no n
   await withHome(async (h) => {
     const d = await startDaemon(h, FAST);
     await script(h.root, "wait.sh", WAIT_FOR_GO);
-    const first = await mailIn(d, "first");
+    const first = await postMail(d, "first");
     const worker = CourierProcess.start(
       h,
       ["mail", "work", "--agent", "w", "--", "./wait.sh"],
@@ -240,7 +218,7 @@ Deno.test("mail work: SIGTERM lets the running command finish and complete; no n
       await eventually(() => exists(join(h.root, `started-${first}`)));
       worker.signal("SIGTERM");
       await worker.line("stderr", /stopping: no new mail; waiting for 1 running command/);
-      const second = await mailIn(d, "second");
+      const second = await postMail(d, "second");
       await Deno.writeTextFile(join(h.root, "go"), "");
       assert.equal(await worker.exit(), 0, worker.stderr.join("\n"));
       assert.equal(await status(d, first), "done");
@@ -264,7 +242,7 @@ Deno.test("mail work: a second SIGTERM is passed on to the command; its mail is 
       `trap 'echo "$COURIER_MAIL_ID" > "$DIR/term"; exit 3' TERM
 ${WAIT_FOR_GO}`,
     );
-    const id = await mailIn(d, "stubborn");
+    const id = await postMail(d, "stubborn");
     const worker = CourierProcess.start(
       h,
       ["mail", "work", "--agent", "w", "--", "./stubborn.sh"],
@@ -294,7 +272,7 @@ Deno.test("mail work --concurrency 3 runs three commands at once, the fourth mai
     const d = await startDaemon(h, FAST);
     await script(h.root, "wait.sh", WAIT_FOR_GO);
     const ids: string[] = [];
-    for (let i = 0; i < 4; i++) ids.push(await mailIn(d, `c${i}`));
+    for (let i = 0; i < 4; i++) ids.push(await postMail(d, `c${i}`));
     const worker = CourierProcess.start(
       h,
       ["mail", "work", "--agent", "w", "--concurrency", "3", "--", "./wait.sh"],
@@ -333,7 +311,7 @@ Deno.test("mail work survives a daemon restart mid-run: the claim is kept, mail 
   await withHome(async (h) => {
     const d = await startDaemon(h, FAST);
     await script(h.root, "wait.sh", WAIT_FOR_GO);
-    const first = await mailIn(d, "before");
+    const first = await postMail(d, "before");
     const worker = CourierProcess.start(
       h,
       ["mail", "work", "--agent", "w", "--concurrency", "2", "--timeout", "9", "--", "./wait.sh"],
@@ -350,7 +328,7 @@ Deno.test("mail work survives a daemon restart mid-run: the claim is kept, mail 
       await eventually(async () => (await mail(d, first)).claim!.expires_at > before, {
         what: "the claim renewed after the restart",
       });
-      const second = await mailIn(d, "after");
+      const second = await postMail(d, "after");
       await eventually(() => exists(join(h.root, `started-${second}`)));
       await Deno.writeTextFile(join(h.root, "go"), "");
       await eventually(async () =>
@@ -379,7 +357,7 @@ Deno.test("mail work: a command that cannot be started releases its mail and end
     try {
       await worker.line("stderr", /worker "w" started/);
       await Deno.remove(path);
-      const id = await mailIn(d, "orphan");
+      const id = await postMail(d, "orphan");
       assert.equal(await worker.exit(), 64, worker.stderr.join("\n"));
       await worker.line("stderr", new RegExp(`released ${id}: the command could not be started`));
       await worker.line("stderr", /courier: cannot run/);
@@ -389,13 +367,13 @@ Deno.test("mail work: a command that cannot be started releases its mail and end
     } finally {
       await worker.end();
     }
-    const missing = await run(h, ["mail", "work", "--agent", "w", "--", "./nowhere.sh"]);
+    const missing = await runIn(h, ["mail", "work", "--agent", "w", "--", "./nowhere.sh"]);
     assert.equal(missing.code, 64);
     assert.match(missing.stderr, /cannot run "\.\/nowhere\.sh": no such file/);
-    const none = await run(h, ["mail", "work", "--agent", "w"]);
+    const none = await runIn(h, ["mail", "work", "--agent", "w"]);
     assert.equal(none.code, 64);
     assert.match(none.stderr, /missing the command to run/);
-    const badProvider = await run(h, [
+    const badProvider = await runIn(h, [
       "mail",
       "work",
       "--agent",
@@ -407,7 +385,7 @@ Deno.test("mail work: a command that cannot be started releases its mail and end
     ]);
     assert.equal(badProvider.code, 65, badProvider.stderr);
     assert.match(badProvider.stderr, /provider/);
-    const badCodes = await run(h, [
+    const badCodes = await runIn(h, [
       "mail",
       "work",
       "--agent",
@@ -419,7 +397,7 @@ Deno.test("mail work: a command that cannot be started releases its mail and end
     ]);
     assert.equal(badCodes.code, 64);
     await stopDaemon(d);
-    const down = await run(h, ["mail", "work", "--agent", "w", "--", "true"]);
+    const down = await runIn(h, ["mail", "work", "--agent", "w", "--", "true"]);
     assert.equal(down.code, 69);
     assert.match(down.stderr, /Courier is not running/);
   });

@@ -50,7 +50,7 @@ export function exitCodeOfStatus(status: number): ExitCodeValue {
 
 /**
  * The daemon answered a mail request with an error. Its exit code follows
- * the HTTP status ({@link exitCodeOfStatus}); the status and the body's
+ * the HTTP status ({@link exitCodeOfStatus}); it (`http_status`) and the body's
  * facts (`field`, `holder`, `expires_at`…) are in the CLI's `--json` error.
  */
 export class MailRequestError extends CourierError {
@@ -70,7 +70,7 @@ export class MailRequestError extends CourierError {
     const { error: _, ...facts } = body;
     super(`${String(body.error ?? `HTTP ${status}`)}${field}`, {
       exitCode: exitCodeOfStatus(status),
-      facts: { status, ...facts },
+      facts: { http_status: status, ...facts },
     });
     this.name = "MailRequestError";
     this.status = status;

@@ -3,7 +3,16 @@
  * started in a {@link TestHome}, its stdout and stderr read line by line as
  * they come, waited for by pattern, signalled, and always ended.
  */
-import { courierCommand, type TestHome } from "./courier.ts";
+import { courier, courierCommand, type RunResult, type TestHome } from "./courier.ts";
+
+/**
+ * Runs `courier --home <home> args…` to completion, with the home's lease
+ * registry: the home comes first, so that `--` in `args` ends courier's
+ * options (`mail work … -- CMD`).
+ */
+export function runIn(home: TestHome, args: string[]): Promise<RunResult> {
+  return courier(["--home", home.home, ...args], { env: { COURIER_LEASE_DIR: home.leaseDir } });
+}
 
 /** A courier process started by {@link CourierProcess.start}. */
 export class CourierProcess {
