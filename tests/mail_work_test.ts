@@ -4,6 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { failureReason, MailWorker, replyText, type WorkerEvent } from "../lib/agent/mod.ts";
+import { homeLayout } from "../lib/home/mod.ts";
+import { MailClient } from "../lib/mail/mod.ts";
 import { withHome } from "./helpers/courier.ts";
 import {
   apiGet,
@@ -401,4 +404,54 @@ Deno.test("mail work: a command that cannot be started releases its mail and end
     assert.equal(down.code, 69);
     assert.match(down.stderr, /Courier is not running/);
   });
+});
+
+Deno.test("MailWorker as a library: events, the summary, stop()", async () => {
+  await withHome(async (h) => {
+    const d = await startDaemon(h, FAST);
+    const ok = await postMail(d, "lib-ok");
+    const bad = await postMail(d, "lib-bad");
+    const events: WorkerEvent[] = [];
+    const lines: [string, string][] = [];
+    const worker = new MailWorker(await MailClient.connect(homeLayout(h.home)), {
+      agentId: "lib",
+      command: [
+        "sh",
+        "-c",
+        'cat > /dev/null; echo "about $COURIER_MAIL_SESSION" >&2; [ "$COURIER_MAIL_SESSION" = lib-ok ]',
+      ],
+      onEvent: (event) => events.push(event),
+      onStderrLine: (line, id) => lines.push([id, line]),
+    });
+    const running = worker.run();
+    await eventually(() =>
+      events.filter((e) => e.event === "done" || e.event === "failed").length === 2
+    );
+    worker.stop();
+    const summary = await running;
+    assert.deepEqual(summary, { done: 1, failed: 1, released: 0, lost: 0 });
+    assert.deepEqual(events.map((e) => e.event), [
+      "started",
+      "claimed",
+      "done",
+      "claimed",
+      "failed",
+      "stopping",
+      "stopped",
+    ]);
+    assert.deepEqual(lines, [[ok, "about lib-ok"], [bad, "about lib-bad"]]);
+    const failed = await mail(d, bad);
+    assert.equal(failed.delivery.failures[0].reason, "exit 1: about lib-bad");
+    await stopDaemon(d);
+  });
+});
+
+Deno.test("failureReason and replyText", () => {
+  const result = { code: 137, signal: "SIGKILL" as const, stdout: null, durationMs: 5 };
+  assert.equal(failureReason({ ...result, stderrTail: [] }), "killed by SIGKILL (exit 137)");
+  const long = failureReason({ ...result, signal: null, code: 1, stderrTail: ["x".repeat(5000)] });
+  assert.equal(long.length, 4000);
+  assert.ok(long.startsWith("…") && long.endsWith("x"));
+  assert.equal(replyText("\n \n  indented\nlast  \n\n"), "  indented\nlast");
+  assert.equal(replyText(" \n\t\n"), "");
 });

@@ -18,4 +18,6 @@
  * @module
  */
 export * from "./mail_command.ts";
+export * from "./outcome.ts";
 export * from "./worker.ts";
+export * from "./worker_events.ts";

@@ -1,11 +1,13 @@
 import type { ClaimedMail } from "../mail/claiming.ts";
-import { DaemonNotRunningError, type MailClient, MailRequestError } from "../mail/client.ts";
+import type { MailClient } from "../mail/client.ts";
 import {
   assertRunnable,
   type MailCommand,
   type MailCommandResult,
   spawnMailCommand,
 } from "./mail_command.ts";
+import { failureReason, isTransient, replyText } from "./outcome.ts";
+import type { WorkerEvent, WorkerSummary } from "./worker_events.ts";
 
 /** How long one claim-next waits at the daemon (its maximum). */
 const POLL_WAIT_S = 60;
@@ -38,56 +40,6 @@ export interface WorkerOptions {
   onStderrLine?: (line: string, mailId: string) => void;
 }
 
-/** What a {@link MailWorker} tells its `onEvent`. */
-export type WorkerEvent =
-  | { event: "started"; agent_id: string; concurrency: number; command: string[] }
-  | {
-    event: "claimed";
-    id: string;
-    provider: string;
-    session_id: string;
-    attempts: number;
-    expires_at: string;
-  }
-  | { event: "done"; id: string; exit_code: 0; duration_ms: number; reply_id?: string }
-  | {
-    event: "failed";
-    id: string;
-    exit_code: number;
-    signal: Deno.Signal | null;
-    duration_ms: number;
-    status: "retrying" | "dead";
-    attempts: number;
-    retry_at?: string;
-    no_retry: boolean;
-  }
-  | { event: "released"; id: string; reason: string; exit_code?: number }
-  | { event: "renew_failed"; id: string; reason: string }
-  | { event: "lost"; id: string; reason: string }
-  | { event: "unreachable"; reason: string }
-  | { event: "reachable" }
-  | { event: "stopping"; running: number }
-  | { event: "forwarded"; signal: Deno.Signal; running: number }
-  | { event: "stopped"; done: number; failed: number; released: number; lost: number };
-
-/** What a worker did, once it stopped. */
-export interface WorkerSummary {
-  /** Mails completed. */
-  done: number;
-  /** Mails failed (for a retry or for good). */
-  failed: number;
-  /** Mails given back without a failure. */
-  released: number;
-  /** Mails whose claim was lost (taken by another agent meanwhile) or not settled. */
-  lost: number;
-}
-
-/** Whether `error` may pass: the daemon is restarting, stopping, indexing or short of disk. */
-export function isTransient(error: unknown): boolean {
-  return error instanceof DaemonNotRunningError ||
-    (error instanceof MailRequestError && error.status === 503);
-}
-
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
@@ -103,21 +55,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-/** The reason recorded for a mail whose command failed: the exit and its stderr's last lines. */
-export function failureReason(result: MailCommandResult): string {
-  const how = result.signal
-    ? `killed by ${result.signal} (exit ${result.code})`
-    : `exit ${result.code}`;
-  const tail = result.stderrTail.join("\n").trim();
-  const reason = tail === "" ? how : `${how}: ${tail}`;
-  return reason.length > 4000 ? "…" + reason.slice(-3999) : reason;
-}
-
-/** The reply to send for a command's stdout: trailing blanks and leading blank lines dropped. */
-export function replyText(stdout: string): string {
-  return stdout.trimEnd().replace(/^(?:[ \t]*\r?\n)+/, "");
 }
 
 /**
@@ -315,7 +252,8 @@ export class MailWorker {
       attempts: Number((mail.delivery as { attempts?: number } | undefined)?.attempts ?? 0),
       expires_at: mail.claim.expires_at,
     });
-    const stopHeartbeat = this.#heartbeat(id, timeoutS);
+    const beat = { settling: false };
+    const stopHeartbeat = this.#heartbeat(id, timeoutS, beat);
     try {
       let command: MailCommand;
       try {
@@ -342,6 +280,7 @@ export class MailWorker {
       } finally {
         this.#commands.delete(id);
       }
+      beat.settling = true; // a refused renewal now is told by the settling itself
       await this.#settle(mail, result);
     } finally {
       stopHeartbeat();
@@ -473,7 +412,7 @@ export class MailWorker {
    * Renews the claim on `id` every third of its length (sooner again after
    * the daemon did not answer) until the returned function is called.
    */
-  #heartbeat(id: string, timeoutS: number): () => void {
+  #heartbeat(id: string, timeoutS: number, beat: { settling: boolean }): () => void {
     const stop = new AbortController();
     const every = Math.max(50, (timeoutS * 1000) / 3);
     (async () => {
@@ -487,7 +426,7 @@ export class MailWorker {
           wait = every;
         } catch (error) {
           if (!isTransient(error)) {
-            if (!stop.signal.aborted) {
+            if (!stop.signal.aborted && !beat.settling) {
               this.#emit({ event: "renew_failed", id, reason: messageOf(error) });
             }
             return;

@@ -9,6 +9,7 @@ import {
   AGENT,
   CLAIM_TIMEOUT,
   claimTimeout,
+  listOption,
   mailClient as client,
   mailLines,
   onePositional,
@@ -26,23 +27,6 @@ const MAIL_STATUSES: readonly MailStatus[] = [
 ];
 
 const LIST_HINT = "courier mail list --help";
-
-/** The statuses of `--status` (given more than once, or comma-separated). */
-function statusesOf(ctx: CommandContext): MailStatus[] | undefined {
-  const given = ctx.values.status;
-  const words = (Array.isArray(given) ? given : typeof given === "string" ? [given] : [])
-    .flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "");
-  if (words.length === 0) return undefined;
-  for (const word of words) {
-    if (!(MAIL_STATUSES as readonly string[]).includes(word)) {
-      throw new UsageError(
-        `invalid --status "${word}": expected one or more of ${MAIL_STATUSES.join(", ")}`,
-        { hint: LIST_HINT },
-      );
-    }
-  }
-  return [...new Set(words)] as MailStatus[];
-}
 
 function oneOf<T extends string>(
   ctx: CommandContext,
@@ -121,7 +105,7 @@ const listCommand: Command = {
       );
     }
     const filter: MailListFilter = {
-      status: statusesOf(ctx),
+      status: listOption(ctx, { name: "status", allowed: MAIL_STATUSES, hint: "list" }),
       provider: stringOption(ctx.values, "provider"),
       direction: oneOf(ctx, "direction", ["inbound", "outbound"] as const),
       session_id: stringOption(ctx.values, "session"),

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { WorkerEvent } from "../../agent/worker.ts";
+import type { WorkerEvent } from "../../agent/worker_events.ts";
 import type { MailStreamEvent } from "../../mail/client.ts";
 import type { MailEventType } from "../../mail/events.ts";
 import { CourierError, ExitCode, UsageError } from "../../errors/mod.ts";
@@ -16,6 +16,7 @@ import {
   AGENT,
   CLAIM_TIMEOUT,
   claimTimeout,
+  listOption,
   mailClient,
   mailHome,
   mailLines,
@@ -214,7 +215,10 @@ export const workCommand: Command = {
       valueName: "CODES",
       description: "exit codes that dead-letter the mail at once (comma-separated, e.g. 2,3)",
     },
-    ...CLAIM_TIMEOUT,
+    timeout: {
+      ...CLAIM_TIMEOUT.timeout,
+      description: "how long a claim lasts, renewed every third of it (default: the daemon's, 300)",
+    },
   },
   positionals: true,
   runsCommand: true,
@@ -266,23 +270,6 @@ export const workCommand: Command = {
   },
 };
 
-/** `--types a,b` of `mail watch`, checked against the event types. */
-function eventTypes(ctx: CommandContext): string[] | undefined {
-  const given = ctx.values.types;
-  const words = (Array.isArray(given) ? given : typeof given === "string" ? [given] : [])
-    .flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "");
-  if (words.length === 0) return undefined;
-  for (const word of words) {
-    if (!(EVENT_TYPES as readonly string[]).includes(word)) {
-      throw new UsageError(
-        `invalid --types "${word}": expected event types among ${EVENT_TYPES.join(", ")}`,
-        { hint: "courier mail watch --help" },
-      );
-    }
-  }
-  return words;
-}
-
 function shown(value: unknown): string {
   return typeof value === "string" && /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value);
 }
@@ -318,7 +305,7 @@ export const watchCommand: Command = {
     },
   },
   async run(ctx) {
-    const types = eventTypes(ctx);
+    const types = listOption(ctx, { name: "types", allowed: EVENT_TYPES, hint: "watch" });
     const lastText = stringOption(ctx.values, "last-event-id");
     const lastEventId = lastText === undefined ? undefined : parseInteger(lastText, {
       option: "--last-event-id",

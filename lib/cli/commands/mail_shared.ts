@@ -44,6 +44,30 @@ export function required(ctx: CommandContext, name: string, hint: string): strin
   return value;
 }
 
+/**
+ * The words of a list option (`--status new,retrying`, or given more than
+ * once), each checked against `allowed`; `undefined` when none was given.
+ */
+export function listOption<T extends string>(
+  ctx: CommandContext,
+  options: { name: string; allowed: readonly T[]; hint: string },
+): T[] | undefined {
+  const { name, allowed } = options;
+  const given = ctx.values[name];
+  const words = (Array.isArray(given) ? given : typeof given === "string" ? [given] : [])
+    .flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "");
+  if (words.length === 0) return undefined;
+  for (const word of words) {
+    if (!(allowed as readonly string[]).includes(word)) {
+      throw new UsageError(
+        `invalid --${name} "${word}": expected one or more of ${allowed.join(", ")}`,
+        { hint: `courier mail ${options.hint} --help` },
+      );
+    }
+  }
+  return [...new Set(words)] as T[];
+}
+
 /** `--agent A`. */
 export const AGENT: Record<"agent", OptionSpec> = {
   agent: {
