@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { failureReason, MailWorker, replyText, type WorkerEvent } from "../lib/agent/mod.ts";
 import { homeLayout } from "../lib/home/mod.ts";
 import { MailClient } from "../lib/mail/mod.ts";
-import { withHome } from "./helpers/courier.ts";
+import { type TestHome, withHome } from "./helpers/courier.ts";
 import {
   apiGet,
   postMail,
@@ -26,6 +26,17 @@ const WAIT_FOR_GO = `touch "$DIR/started-$COURIER_MAIL_ID"
 i=0
 while [ ! -e "$DIR/go" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done
 `;
+
+/**
+ * Starts `courier mail work --agent w ARGS…` in the test's scratch root,
+ * which its commands find as `$DIR`.
+ */
+function startWorker(h: TestHome, args: string[]): CourierProcess {
+  return CourierProcess.start(h, ["mail", "work", "--agent", "w", ...args], {
+    cwd: h.root,
+    env: { DIR: h.root },
+  });
+}
 
 /** Writes an executable shell script `name` in `dir`. */
 async function script(dir: string, name: string, body: string): Promise<string> {
@@ -74,11 +85,7 @@ exit "$code"
       await postMail(d, "exit-1"),
       await postMail(d, "exit-2"),
     ];
-    const worker = CourierProcess.start(
-      h,
-      ["mail", "work", "--agent", "w", "--no-retry", "2", "--json", "--", "./agent.sh"],
-      { cwd: dir, env: { DIR: dir } },
-    );
+    const worker = startWorker(h, ["--no-retry", "2", "--json", "--", "./agent.sh"]);
     try {
       await eventually(
         async () =>
@@ -137,11 +144,7 @@ Deno.test("mail work: the claim is renewed past its timeout while the command ru
     const d = await startDaemon(h, FAST);
     await script(h.root, "slow.sh", "sleep 3\n");
     const id = await postMail(d, "slow");
-    const worker = CourierProcess.start(
-      h,
-      ["mail", "work", "--agent", "w", "--timeout", "1", "--", "./slow.sh"],
-      { cwd: h.root },
-    );
+    const worker = startWorker(h, ["--timeout", "1", "--", "./slow.sh"]);
     try {
       await worker.line("stderr", new RegExp(`claimed ${id}`));
       // Three times the claim's length later, it is still ours and nothing counted as failed.
@@ -175,11 +178,7 @@ printf '\\n  On it: %s\\n\\n' "$COURIER_MAIL_ID"
       );
       const talk = await postMail(d, "talk");
       const quiet = await postMail(d, "quiet");
-      const worker = CourierProcess.start(
-        h,
-        ["mail", "work", "--agent", "w", "--reply", "--", "./answer.sh"],
-        { cwd: h.root },
-      );
+      const worker = startWorker(h, ["--reply", "--", "./answer.sh"]);
       try {
         const done = await worker.line("stderr", new RegExp(`done ${talk}: exit 0`));
         assert.match(done, /reply queued as lark_\w+/);
@@ -212,11 +211,7 @@ Deno.test("mail work: SIGTERM lets the running command finish and complete; no n
     const d = await startDaemon(h, FAST);
     await script(h.root, "wait.sh", WAIT_FOR_GO);
     const first = await postMail(d, "first");
-    const worker = CourierProcess.start(
-      h,
-      ["mail", "work", "--agent", "w", "--", "./wait.sh"],
-      { cwd: h.root, env: { DIR: h.root } },
-    );
+    const worker = startWorker(h, ["--", "./wait.sh"]);
     try {
       await eventually(() => exists(join(h.root, `started-${first}`)));
       worker.signal("SIGTERM");
@@ -246,11 +241,7 @@ Deno.test("mail work: a second SIGTERM is passed on to the command; its mail is 
 ${WAIT_FOR_GO}`,
     );
     const id = await postMail(d, "stubborn");
-    const worker = CourierProcess.start(
-      h,
-      ["mail", "work", "--agent", "w", "--", "./stubborn.sh"],
-      { cwd: h.root, env: { DIR: h.root } },
-    );
+    const worker = startWorker(h, ["--", "./stubborn.sh"]);
     try {
       await eventually(() => exists(join(h.root, `started-${id}`)));
       worker.signal("SIGTERM");
@@ -276,11 +267,7 @@ Deno.test("mail work --concurrency 3 runs three commands at once, the fourth mai
     await script(h.root, "wait.sh", WAIT_FOR_GO);
     const ids: string[] = [];
     for (let i = 0; i < 4; i++) ids.push(await postMail(d, `c${i}`));
-    const worker = CourierProcess.start(
-      h,
-      ["mail", "work", "--agent", "w", "--concurrency", "3", "--", "./wait.sh"],
-      { cwd: h.root, env: { DIR: h.root } },
-    );
+    const worker = startWorker(h, ["--concurrency", "3", "--", "./wait.sh"]);
     try {
       const started = async () => {
         const names: string[] = [];
@@ -315,11 +302,7 @@ Deno.test("mail work survives a daemon restart mid-run: the claim is kept, mail 
     const d = await startDaemon(h, FAST);
     await script(h.root, "wait.sh", WAIT_FOR_GO);
     const first = await postMail(d, "before");
-    const worker = CourierProcess.start(
-      h,
-      ["mail", "work", "--agent", "w", "--concurrency", "2", "--timeout", "9", "--", "./wait.sh"],
-      { cwd: h.root, env: { DIR: h.root } },
-    );
+    const worker = startWorker(h, ["--concurrency", "2", "--timeout", "9", "--", "./wait.sh"]);
     try {
       await eventually(() => exists(join(h.root, `started-${first}`)));
       const before = (await mail(d, first)).claim!.expires_at;
@@ -352,11 +335,7 @@ Deno.test("mail work: a command that cannot be started releases its mail and end
   await withHome(async (h) => {
     const d = await startDaemon(h, FAST);
     const path = await script(h.root, "gone.sh", "exit 0\n");
-    const worker = CourierProcess.start(
-      h,
-      ["mail", "work", "--agent", "w", "--", path],
-      { cwd: h.root },
-    );
+    const worker = startWorker(h, ["--", path]);
     try {
       await worker.line("stderr", /worker "w" started/);
       await Deno.remove(path);
