@@ -222,6 +222,9 @@ Deno.test("mail exit codes: 69 not running, 66 not found, 79 conflict, 77 forbid
     const down = await h.run(["mail", "show", "lark_x", "--json"]);
     assert.equal(down.code, 69);
     assert.equal(error(down).type, "DaemonNotRunningError");
+    for (const args of [["watch"], ["next", "--agent", "a"], ["prune", "--older-than", "1d"]]) {
+      assert.equal((await h.run(["mail", ...args])).code, 69, args.join(" "));
+    }
     const d = await startDaemon(h, FAST);
     const missing = await h.run(["mail", "show", "lark_nope", "--json"]);
     assert.deepEqual([missing.code, error(missing).http_status], [66, 404]);

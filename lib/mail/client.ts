@@ -230,6 +230,16 @@ export class MailClient {
     return new MailClient(url, { token: await readTokenFile(layout.tokenFile), layout });
   }
 
+  /**
+   * The daemon's `/health` (with the token: `mailbox`, `metrics`, `services`…);
+   * a cheap way to learn that it answers.
+   *
+   * @throws {DaemonNotRunningError} when it cannot be reached.
+   */
+  health(): Promise<Record<string, unknown>> {
+    return this.#request("GET", "/health");
+  }
+
   /** Lists mails (one page: see {@link MailClient.listPage} for the cursor). */
   async list(filter: MailListFilter = {}): Promise<MailSummary[]> {
     return (await this.listPage(filter)).messages;

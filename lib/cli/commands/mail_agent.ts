@@ -239,6 +239,7 @@ export const workCommand: Command = {
     const timeoutS = claimTimeout(ctx, "work");
     const { MailWorker } = await import("../../agent/worker.ts");
     const client = await mailClient(ctx);
+    await client.health(); // no daemon answers: exit now (69), not wait for one
     const json = ctx.out.json;
     const log = (line: Record<string, unknown> | string) =>
       ctx.out.warn(
@@ -312,7 +313,7 @@ export const watchCommand: Command = {
       hint: "courier mail watch --help",
     });
     const client = await mailClient(ctx);
-    await client.listPage({ limit: 1 }); // a daemon that does not answer: exit now, and say so
+    await client.health(); // a daemon that does not answer: exit now (69), and say so
     const stop = new AbortController();
     await withSignals(() => stop.abort(), async () => {
       const events = client.events({ reconnect: true, types, lastEventId, signal: stop.signal });
