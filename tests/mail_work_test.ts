@@ -206,6 +206,29 @@ printf '\\n  On it: %s\\n\\n' "$COURIER_MAIL_ID"
   }
 });
 
+Deno.test("mail work --reply: a reply that cannot be queued fails the mail, which is not completed", async () => {
+  await withHome(async (h) => {
+    await writeHomeConfig(h, { max_attempts: 1 }); // and no outbound route for lark
+    const d = await startDaemon(h, FAST);
+    await script(h.root, "answer.sh", "echo 'On it.'\n");
+    const id = await postMail(d, "unrouted");
+    const worker = startWorker(h, ["--reply", "--", "./answer.sh"]);
+    try {
+      const failed = await worker.line("stderr", new RegExp(`failed ${id}: exit 0`));
+      assert.match(failed, /but the reply could not be queued: \S/);
+      assert.match(failed, /dead after 1 failed attempt/);
+      worker.signal("SIGTERM");
+      assert.equal(await worker.exit(), 0);
+    } finally {
+      await worker.end();
+    }
+    const dead = await mail(d, id);
+    assert.equal(dead.status, "dead");
+    assert.match(dead.delivery.dead_reason!, /^the reply could not be queued: \S/);
+    await stopDaemon(d);
+  });
+});
+
 Deno.test("mail work: SIGTERM lets the running command finish and complete; no new claims", async () => {
   await withHome(async (h) => {
     const d = await startDaemon(h, FAST);

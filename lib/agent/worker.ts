@@ -302,7 +302,7 @@ export class MailWorker {
     if (result.code === 0) {
       let replyId: string | undefined;
       if (this.#options.reply && result.stdout === null) {
-        await this.#fail(mail, result, "its stdout is over 900 KiB, too long for a reply", false);
+        await this.#fail(mail, result, "its stdout is over 900 KiB, too long for a reply", true);
         return;
       }
       const text = this.#options.reply && result.stdout ? replyText(result.stdout) : "";
@@ -360,6 +360,7 @@ export class MailWorker {
       attempts: Number(failed.attempts ?? 0),
       ...(typeof failed.retry_at === "string" ? { retry_at: failed.retry_at } : {}),
       no_retry: !retryable,
+      ...(why === null ? {} : { reason: why }),
     });
   }
 

@@ -27,6 +27,8 @@ export type WorkerEvent =
     attempts: number;
     retry_at?: string;
     no_retry: boolean;
+    /** Why, when the command exited 0 but its reply could not be queued (never its stderr). */
+    reason?: string;
   }
   | { event: "released"; id: string; reason: string; exit_code?: number }
   | { event: "renew_failed"; id: string; reason: string }

@@ -151,7 +151,8 @@ export function describeWorkerEvent(event: WorkerEvent): string {
         : event.no_retry
         ? "dead: no retry asked for"
         : `dead after ${event.attempts} failed attempt(s)`;
-      return `failed ${event.id}: ${how} after ${seconds(event.duration_ms)} s; ${next}`;
+      const why = event.reason ? `, but ${event.reason}` : "";
+      return `failed ${event.id}: ${how} after ${seconds(event.duration_ms)} s${why}; ${next}`;
     }
     case "released":
       return `released ${event.id}: ${event.reason}`;
