@@ -1,6 +1,6 @@
 /**
- * courier as a library: run and manage the Courier daemon, lease ports
- * across processes, and probe who holds a port. Every request to a daemon
+ * courier as a library: run and manage the Courier daemon, take work from
+ * its mail service, lease ports across processes, and probe who holds a port. Every request to a daemon
  * carries its home's API token (`readTokenFile(homeLayout(home).tokenFile)`);
  * `MailClient.connect` reads it itself.
  *
@@ -29,6 +29,16 @@
  *
  * @example
  * ```ts
+ * import { homeLayout, MailClient, MailWorker } from "./mod.ts";
+ * // An agent: a command per mail, its stdout sent back as the reply.
+ * const client = await MailClient.connect(homeLayout("/home/me/.courier"));
+ * const worker = new MailWorker(client, { agentId: "triage", command: ["./triage.sh"], reply: true });
+ * Deno.addSignalListener("SIGTERM", () => worker.stop());
+ * await worker.run();
+ * ```
+ *
+ * @example
+ * ```ts
  * import { findPortHolder, isPortFree } from "./mod.ts";
  * if (!(await isPortFree(8644))) console.log(await findPortHolder(8644));
  * ```
@@ -42,10 +52,18 @@ export {
   type PortHolder,
 } from "./lib/net/mod.ts";
 export {
+  CommandNotRunnableError,
+  MailWorker,
+  type WorkerEvent,
+  type WorkerOptions,
+  type WorkerSummary,
+} from "./lib/agent/mod.ts";
+export {
   type AgentFailure,
   type ClaimedMail,
   type ClaimNextRequest,
   createMailExtension,
+  DaemonNotRunningError,
   type EventListener,
   type EventsOptions,
   type EventsSince,
@@ -64,6 +82,7 @@ export {
   type MailListPage,
   type MailLocation,
   type MailMessage,
+  MailRequestError,
   type MailRequeue,
   type MailServiceOptions,
   type MailStartStats,

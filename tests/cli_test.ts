@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { COMMANDS } from "../lib/cli/commands/mod.ts";
 import type { Command } from "../lib/cli/command.ts";
 import { SHELLS } from "../lib/completions/mod.ts";
-import { MAIL_STATUSES } from "../lib/mail/mod.ts";
+import { MAIL_EVENT_TYPES, MAIL_STATUSES } from "../lib/mail/mod.ts";
 import { DEFAULT_PORT_RANGE, DEFAULT_TTL_MS } from "../lib/ports/mod.ts";
 import { DEFAULT_HOST, DEFAULT_PORT } from "../lib/service/mod.ts";
 import { courier, json, type RunResult, withHome } from "./helpers/courier.ts";
@@ -160,6 +160,7 @@ Deno.test("the help texts name the library's own defaults and values", () => {
     new RegExp(`${DEFAULT_PORT_RANGE.start}-${DEFAULT_PORT_RANGE.end}`),
   );
   assert.deepEqual(find(["mail", "list"]).options.status.choices, MAIL_STATUSES);
+  assert.deepEqual(find(["mail", "watch"]).options.types.choices, MAIL_EVENT_TYPES);
   const completions = find(["completions"]) as Command & { positionalChoices?: string[] };
   assert.deepEqual(completions.positionalChoices, SHELLS);
 });

@@ -171,6 +171,15 @@ const FIXTURE: CompletableCommand[] = [
   },
 ];
 
+Deno.test("every script offers the agent commands of mail and their options", () => {
+  const words = ["next", "work", "watch", "release", "requeue", "prune", "concurrency", "no-retry"];
+  words.push("reply", "older-than", "dry-run", "last-event-id", "cursor", "order", "mail.claimed");
+  for (const shell of SHELLS) {
+    const script = completionScript(shell, COMMANDS);
+    for (const word of words) assert.ok(script.includes(word), `${shell}: ${word}`);
+  }
+});
+
 Deno.test("COMMANDS has visible commands, completions among them", () => {
   const names = visibleCommands(COMMANDS).map((v) => v.path.join(" "));
   assert.ok(names.includes("completions"), names.join(", "));

@@ -4,13 +4,13 @@ import { authedFetch, json, withHome } from "./helpers/courier.ts";
 import { eventually, inbound } from "./helpers/mail.ts";
 import { leaseTestPort } from "./helpers/ports.ts";
 
-Deno.test("courier mail: a clear error and exit 1 when the daemon is not running", async () => {
+Deno.test("courier mail: a clear error and exit 69 when the daemon is not running", async () => {
   await withHome(async (h) => {
     const listed = await h.run(["mail", "list"]);
-    assert.equal(listed.code, 1);
+    assert.equal(listed.code, 69);
     assert.match(listed.stderr, /Courier is not running; start it with 'courier start'/);
     const asJson = await h.run(["mail", "claim", "lark_x", "--agent", "a", "--json"]);
-    assert.equal(asJson.code, 1);
+    assert.equal(asJson.code, 69);
     assert.match(json<{ error: { message: string } }>(asJson).error.message, /not running/);
     const usage = await h.run(["mail", "claim", "lark_x"]);
     assert.equal(usage.code, 64);
@@ -72,10 +72,10 @@ Deno.test("courier mail list|show|claim|done|fail|send against a running daemon"
       assert.equal(claimed.code, 0, claimed.stderr);
       assert.equal(json<{ agent_id: string }>(claimed).agent_id, "agent-a");
       const conflict = await h.run(["mail", "claim", first, "--agent", "agent-b"]);
-      assert.equal(conflict.code, 1);
+      assert.equal(conflict.code, 79);
       assert.match(conflict.stderr, /claimed by "agent-a" until/);
       const wrong = await h.run(["mail", "done", first, "--agent", "agent-b"]);
-      assert.equal(wrong.code, 1);
+      assert.equal(wrong.code, 77);
       assert.match(wrong.stderr, /only that agent may complete it/);
       const done = await h.run(["mail", "done", first, "--agent", "agent-a"]);
       assert.equal(done.code, 0, done.stderr);
@@ -115,7 +115,7 @@ Deno.test("courier mail list|show|claim|done|fail|send against a running daemon"
       await eventually(() => received.length === 1, { what: "outbound delivery" });
       assert.equal(received[0].id, sentId);
       const unknown = await h.run(["mail", "send", "slack", "--to", "x", "--text", "y"]);
-      assert.equal(unknown.code, 1);
+      assert.equal(unknown.code, 65);
       assert.match(unknown.stderr, /no outbound URL configured for provider "slack"/);
 
       const stopped = await h.run(["stop"]);

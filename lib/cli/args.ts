@@ -47,3 +47,39 @@ export function stringOption(
   const value = values[name];
   return typeof value === "string" ? value : undefined;
 }
+
+/** Seconds per unit of {@link parseDuration}. */
+export const DURATION_UNITS: Readonly<Record<string, number>> = {
+  s: 1,
+  m: 60,
+  h: 3600,
+  d: 86_400,
+  w: 604_800,
+};
+
+const UNIT_NAMES = "s (seconds), m (minutes), h (hours), d (days), w (weeks)";
+
+/**
+ * Parses a duration such as `30d`, `12h`, `90m` or `1h30m` into seconds.
+ * A bare number is refused: the error names the units.
+ */
+export function parseDuration(value: string, options: { option: string; hint: string }): number {
+  const text = value.trim().toLowerCase();
+  if (/^\d+(\.\d+)?$/.test(text)) {
+    throw new UsageError(
+      `invalid ${options.option} "${value}": give a unit: ${UNIT_NAMES}, e.g. ${text}d`,
+      { hint: options.hint },
+    );
+  }
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)([a-z]+)/g)];
+  const valid = parts.length > 0 && parts.map((p) => p[0]).join("") === text &&
+    parts.every((p) => Object.hasOwn(DURATION_UNITS, p[2]));
+  if (!valid) {
+    throw new UsageError(
+      `invalid ${options.option} "${value}": expected a duration like 30d, 12h, 90m or 1h30m ` +
+        `(units: ${UNIT_NAMES})`,
+      { hint: options.hint },
+    );
+  }
+  return parts.reduce((sum, p) => sum + Number(p[1]) * DURATION_UNITS[p[2]], 0);
+}

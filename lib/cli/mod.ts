@@ -212,7 +212,10 @@ export function reportError(error: unknown, out: Output): number {
   const debug = Boolean(Deno.env.get("COURIER_DEBUG"));
   if (error instanceof CourierError) {
     if (out.json) {
-      out.data({ error: { type: error.name, message: error.message, exit_code: error.exitCode } });
+      const { type: _, message: __, exit_code: ___, ...facts } = error.facts;
+      out.data({
+        error: { type: error.name, message: error.message, exit_code: error.exitCode, ...facts },
+      });
     }
     out.error(error.message);
     for (const line of error.details) out.warn(line);

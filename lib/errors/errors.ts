@@ -12,21 +12,32 @@ export class CourierError extends Error {
   readonly exitCode: ExitCodeValue;
   /** Extra lines printed after the message (hints, log excerpts). */
   readonly details: string[];
+  /**
+   * Facts for programs, printed beside `type`, `message` and `exit_code` in
+   * the CLI's `--json` error (an HTTP `status`, the `holder` of a claim…).
+   */
+  readonly facts: Record<string, unknown>;
 
   /**
    * An expected error that the CLI reports without a stack trace.
    *
    * @param message What happened and what to do next, in one line.
-   * @param options Exit code, cause and detail lines.
+   * @param options Exit code, cause, detail lines and facts for `--json`.
    */
   constructor(
     message: string,
-    options: { exitCode?: ExitCodeValue; cause?: unknown; details?: string[] } = {},
+    options: {
+      exitCode?: ExitCodeValue;
+      cause?: unknown;
+      details?: string[];
+      facts?: Record<string, unknown>;
+    } = {},
   ) {
     super(message, { cause: options.cause });
     this.name = "CourierError";
     this.exitCode = options.exitCode ?? ExitCode.Failure;
     this.details = options.details ?? [];
+    this.facts = options.facts ?? {};
   }
 }
 

@@ -21,6 +21,24 @@ export const ExitCode = {
   PortInUse: 4,
   /** Bad command line (unknown command or option, bad value). */
   Usage: 64,
+  /** Mail commands: the daemon refused what was sent (HTTP 400, 413): EX_DATAERR. */
+  BadInput: 65,
+  /** Mail commands: no such mail (HTTP 404): EX_NOINPUT. */
+  NotFound: 66,
+  /** Mail commands: no daemon runs in this home (or it cannot be reached): EX_UNAVAILABLE. */
+  NotRunning: 69,
+  /**
+   * Try again later: `mail next` got no mail within `--wait`; any mail
+   * command: the daemon is busy (HTTP 503: stopping, indexing, disk refusing writes): EX_TEMPFAIL.
+   */
+  TryAgain: 75,
+  /** Mail commands: the mail is another agent's claim (HTTP 403): EX_NOPERM. */
+  Forbidden: 77,
+  /**
+   * Mail commands: the mail is not in a state for this (HTTP 409): claimed by
+   * another agent, waiting for a retry, done, dead. Courier's own (sysexits has none).
+   */
+  Conflict: 79,
 } as const;
 
 /** One of the values of {@link ExitCode}. */

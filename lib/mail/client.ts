@@ -1,4 +1,4 @@
-import { CourierError } from "../errors/mod.ts";
+import { CourierError, ExitCode, type ExitCodeValue } from "../errors/mod.ts";
 import type { HomeLayout } from "../home/mod.ts";
 import { readTokenFile } from "../http/token.ts";
 import { readDaemonState } from "../service/state_file.ts";
@@ -9,7 +9,7 @@ import type { PruneResult } from "./retention.ts";
 import type { ReceiveResult } from "./intake.ts";
 import type { MailListFilter, MailListPage, MailSummary } from "./listing.ts";
 
-/** No daemon answers for this home. */
+/** No daemon answers for this home (exit {@link ExitCode.NotRunning}). */
 export class DaemonNotRunningError extends CourierError {
   /**
    * Creates a `DaemonNotRunningError`.
@@ -17,12 +17,42 @@ export class DaemonNotRunningError extends CourierError {
    * @param cause Why we think so (no state file, connection refused).
    */
   constructor(cause?: unknown) {
-    super("Courier is not running; start it with 'courier start'", { cause });
+    super("Courier is not running; start it with 'courier start'", {
+      cause,
+      exitCode: ExitCode.NotRunning,
+    });
     this.name = "DaemonNotRunningError";
   }
 }
 
-/** The daemon answered a mail request with an error. */
+/**
+ * The exit code of a mail command whose request the daemon answered with
+ * `status`: 400 and 413 bad input, 403 forbidden, 404 not found, 409
+ * conflict, 503 try again; anything else a plain failure.
+ */
+export function exitCodeOfStatus(status: number): ExitCodeValue {
+  switch (status) {
+    case 400:
+    case 413:
+      return ExitCode.BadInput;
+    case 403:
+      return ExitCode.Forbidden;
+    case 404:
+      return ExitCode.NotFound;
+    case 409:
+      return ExitCode.Conflict;
+    case 503:
+      return ExitCode.TryAgain;
+    default:
+      return ExitCode.Failure;
+  }
+}
+
+/**
+ * The daemon answered a mail request with an error. Its exit code follows
+ * the HTTP status ({@link exitCodeOfStatus}); it (`http_status`) and the body's
+ * facts (`field`, `holder`, `expires_at`…) are in the CLI's `--json` error.
+ */
 export class MailRequestError extends CourierError {
   /** The HTTP status. */
   readonly status: number;
@@ -37,7 +67,11 @@ export class MailRequestError extends CourierError {
    */
   constructor(status: number, body: Record<string, unknown>) {
     const field = typeof body.field === "string" ? ` (field ${body.field})` : "";
-    super(`${String(body.error ?? `HTTP ${status}`)}${field}`);
+    const { error: _, ...facts } = body;
+    super(`${String(body.error ?? `HTTP ${status}`)}${field}`, {
+      exitCode: exitCodeOfStatus(status),
+      facts: { http_status: status, ...facts },
+    });
     this.name = "MailRequestError";
     this.status = status;
     this.body = body;
@@ -194,6 +228,16 @@ export class MailClient {
     const url = await readDaemonApiUrl(layout);
     if (!url) throw new DaemonNotRunningError();
     return new MailClient(url, { token: await readTokenFile(layout.tokenFile), layout });
+  }
+
+  /**
+   * The daemon's `/health` (with the token: `mailbox`, `metrics`, `services`…);
+   * a cheap way to learn that it answers.
+   *
+   * @throws {DaemonNotRunningError} when it cannot be reached.
+   */
+  health(): Promise<Record<string, unknown>> {
+    return this.#request("GET", "/health");
   }
 
   /** Lists mails (one page: see {@link MailClient.listPage} for the cursor). */

@@ -152,7 +152,9 @@ export function requireEntry(ctx: MailContext, id: string): IndexEntry {
 
 /**
  * Reads a mail's file. An unreadable one is moved to `.corrupt/` and
- * dropped from the index (with a warning); a vanished one is dropped.
+ * dropped from the index (with a warning); a vanished one is dropped. A mail
+ * that moved while it was read (completed, dead-lettered) is read where it
+ * went, instead of being taken for vanished.
  *
  * @throws {MailNotFoundError} when the file is unreadable or gone.
  * @throws {MailStorageError} when the disk refuses the read.
@@ -162,7 +164,12 @@ export async function readMail(ctx: MailContext, entry: IndexEntry): Promise<Mai
   try {
     return await ctx.store.read(entry.record);
   } catch (error) {
+    const now = ctx.index.get(entry.id);
+    if (error instanceof Deno.errors.NotFound && now && now.record !== entry.record) {
+      return await readMail(ctx, now); // moved meanwhile: its index entry is newer than ours
+    }
     if (error instanceof Deno.errors.NotFound) {
+      if (!now) throw new MailNotFoundError(entry.id); // removed meanwhile (pruned)
       forget(ctx, entry);
       ctx.log.warn(`mail: ${entry.id} vanished from ${path}; dropped from the index`);
       throw new MailNotFoundError(entry.id, {

@@ -25,7 +25,7 @@ export interface ExtensionContext {
  *    It must not import heavy modules or touch the network: the daemon is
  *    not ready until every `prepare` has returned.
  * 2. `start`: after the daemon signalled ready, one service after the other.
- *    Load what the service needs (`await import()`), recover its state,
+ *    Load what the service needs (`importLazily`), recover its state,
  *    connect. Requests for its routes (`owns`) that arrive meanwhile wait
  *    for it (a few seconds at most, then 503 with `Retry-After`); `/health`
  *    answers at once and reports the service `starting`. A `start` that

@@ -4,6 +4,7 @@
  * daemon's token, read from the home, once the API has one).
  */
 import { apiToken, json, type TestHome } from "./courier.ts";
+import { eventually, inbound } from "./mail.ts";
 import { leaseTestPort } from "./ports.ts";
 
 /** A daemon started by a test: its home, port and base URL. */
@@ -108,4 +109,29 @@ export async function mailRunning(daemon: TestDaemon): Promise<void> {
 export async function stopDaemon(daemon: TestDaemon): Promise<void> {
   const stopped = await daemon.home.run(["stop"]);
   if (stopped.code !== 0) throw new Error(`courier stop failed: ${stopped.stderr}`);
+}
+
+/**
+ * Posts one message (provider `lark`) in conversation `session` and returns
+ * the id of its mail once it is folded (start the daemon with a short
+ * debounce window).
+ */
+export async function postMail(
+  daemon: TestDaemon,
+  session: string,
+  text = `secret body of ${session}`,
+): Promise<string> {
+  const posted = await apiPost(
+    daemon,
+    "/api/v1/inbound/lark",
+    inbound({ session_id: session, text }),
+  );
+  if (posted.status !== 202) throw new Error(`inbound answered ${posted.status}`);
+  let id = "";
+  await eventually(async () => {
+    const listed = await apiGet(daemon, `/api/v1/messages?session_id=${session}`);
+    id = (listed.body.messages as { id: string }[])[0]?.id ?? "";
+    return id !== "";
+  }, { what: `the mail of ${session}` });
+  return id;
 }

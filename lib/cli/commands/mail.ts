@@ -1,23 +1,20 @@
-import type { MailClient } from "../../mail/client.ts";
+import type { MailListFilter, MailListPage, MailSummary } from "../../mail/listing.ts";
 import type { MailStatus } from "../../mail/mailbox.ts";
-import type { MailSummary } from "../../mail/service.ts";
 import { UsageError } from "../../errors/mod.ts";
-import { stringOption } from "../args.ts";
+import { parseDuration, stringOption } from "../args.ts";
 import type { Command, CommandContext } from "../command.ts";
 import { formatTable } from "../output.ts";
-import { importLazily } from "../../lazy/mod.ts";
-
-async function client(ctx: CommandContext): Promise<MailClient> {
-  const { homeLayout, resolveHome } = await importLazily<typeof import("../../home/mod.ts")>(
-    "../../home/mod.ts",
-    import.meta.url,
-  );
-  const { MailClient } = await importLazily<typeof import("../../mail/client.ts")>(
-    "../../mail/client.ts",
-    import.meta.url,
-  );
-  return await MailClient.connect(homeLayout(resolveHome(ctx.homeOption)));
-}
+import { nextCommand, watchCommand, workCommand } from "./mail_agent.ts";
+import {
+  AGENT,
+  CLAIM_TIMEOUT,
+  claimTimeout,
+  listOption,
+  mailClient as client,
+  mailLines,
+  onePositional,
+  required,
+} from "./mail_shared.ts";
 
 /** For help, completions and checks: `MAIL_STATUSES` of lib/mail (a test checks they agree). */
 const MAIL_STATUSES: readonly MailStatus[] = [
@@ -29,42 +26,38 @@ const MAIL_STATUSES: readonly MailStatus[] = [
   "queued",
 ];
 
-function onePositional(ctx: CommandContext, what: string, usage: string): string {
-  if (ctx.positionals.length !== 1) {
-    throw new UsageError(
-      ctx.positionals.length === 0 ? `missing ${what}` : `expected one ${what}`,
-      { hint: `courier mail ${usage} --help` },
-    );
-  }
-  return ctx.positionals[0];
-}
+const LIST_HINT = "courier mail list --help";
 
-function required(ctx: CommandContext, name: string, hint: string): string {
+function oneOf<T extends string>(
+  ctx: CommandContext,
+  name: string,
+  choices: readonly T[],
+): T | undefined {
   const value = stringOption(ctx.values, name);
-  if (value === undefined || value === "") {
-    throw new UsageError(`option --${name} is required`, { hint: `courier mail ${hint} --help` });
+  if (value !== undefined && !(choices as readonly string[]).includes(value)) {
+    throw new UsageError(`invalid --${name} "${value}": expected ${choices.join(" or ")}`, {
+      hint: LIST_HINT,
+    });
   }
-  return value;
+  return value as T | undefined;
 }
-
-const AGENT = {
-  agent: {
-    type: "string",
-    valueName: "AGENT",
-    description: "the agent id (required)",
-  },
-} as const;
 
 const listCommand: Command = {
   name: "list",
-  summary: "list mails (oldest first)",
-  usage: ["list [--status S] [--provider P] [--direction D] [--limit N] [--json]"],
+  summary: "list mails (oldest first), a page at a time or --all",
+  usage: [
+    "list [--status S[,S…]] [--provider P] [--direction D] [--session ID] " +
+    "[--order oldest|newest] [--limit N] [--cursor C | --all] [--json]",
+  ],
   options: {
     status: {
       type: "string",
       valueName: "S",
-      description: `only mails in this status (${MAIL_STATUSES.join(", ")})`,
+      description: `only mails in these statuses (${
+        MAIL_STATUSES.join(", ")
+      }; comma-separated or repeated)`,
       choices: MAIL_STATUSES,
+      multiple: true,
     },
     provider: { type: "string", valueName: "P", description: "only this provider's mails" },
     direction: {
@@ -73,37 +66,67 @@ const listCommand: Command = {
       description: "only inbound or only outbound mails",
       choices: ["inbound", "outbound"],
     },
-    limit: { type: "string", valueName: "N", description: "at most N mails (default 1000)" },
+    session: { type: "string", valueName: "ID", description: "only this conversation's mails" },
+    order: {
+      type: "string",
+      valueName: "ORDER",
+      description: "oldest first (default) or newest first",
+      choices: ["oldest", "newest"],
+    },
+    limit: {
+      type: "string",
+      valueName: "N",
+      description: "at most N mails a page (default 1000)",
+    },
+    cursor: {
+      type: "string",
+      valueName: "C",
+      description: "the page after the one that printed this cursor (same --order)",
+    },
+    all: { type: "boolean", description: "every page, following the cursor to the end" },
   },
   async run(ctx) {
-    const status = stringOption(ctx.values, "status");
-    if (status !== undefined && !(MAIL_STATUSES as readonly string[]).includes(status)) {
-      throw new UsageError(
-        `invalid --status "${status}": expected one of ${MAIL_STATUSES.join(", ")}`,
-        { hint: "courier mail list --help" },
-      );
-    }
-    const direction = stringOption(ctx.values, "direction");
-    if (direction !== undefined && direction !== "inbound" && direction !== "outbound") {
-      throw new UsageError(`invalid --direction "${direction}": expected inbound or outbound`, {
-        hint: "courier mail list --help",
-      });
-    }
     const limitText = stringOption(ctx.values, "limit");
     const limit = limitText === undefined ? undefined : Number(limitText);
-    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
-      throw new UsageError(`invalid --limit "${limitText}": expected a whole number above 0`, {
-        hint: "courier mail list --help",
-      });
+    if (limit !== undefined && (!/^\d+$/.test(limitText!) || limit < 1 || limit > 100_000)) {
+      throw new UsageError(
+        `invalid --limit "${limitText}": expected a whole number from 1 to 100000`,
+        { hint: LIST_HINT },
+      );
     }
-    const mails = await (await client(ctx)).list({
-      status: status as MailStatus | undefined,
+    const cursor = stringOption(ctx.values, "cursor");
+    const all = ctx.values.all === true;
+    if (all && cursor !== undefined) {
+      throw new UsageError(
+        "--all and --cursor do not go together: --all starts at the first page",
+        {
+          hint: LIST_HINT,
+        },
+      );
+    }
+    const filter: MailListFilter = {
+      status: listOption(ctx, { name: "status", allowed: MAIL_STATUSES, hint: "list" }),
       provider: stringOption(ctx.values, "provider"),
-      direction: direction as "inbound" | "outbound" | undefined,
+      direction: oneOf(ctx, "direction", ["inbound", "outbound"] as const),
+      session_id: stringOption(ctx.values, "session"),
+      order: oneOf(ctx, "order", ["oldest", "newest"] as const),
       limit,
-    });
+      cursor,
+    };
+    const mail = await client(ctx);
+    let page: MailListPage = await mail.listPage(filter);
+    const mails = [...page.messages];
+    while (all && page.next_cursor) {
+      page = await mail.listPage({ ...filter, cursor: page.next_cursor });
+      mails.push(...page.messages);
+    }
+    const next = all ? undefined : page.next_cursor;
     if (ctx.out.json) {
-      ctx.out.data({ messages: mails, count: mails.length });
+      ctx.out.data({
+        messages: mails,
+        count: mails.length,
+        ...(next ? { next_cursor: next } : {}),
+      });
       return 0;
     }
     if (mails.length === 0) {
@@ -119,6 +142,7 @@ const listCommand: Command = {
       m.preview.length > 50 ? m.preview.slice(0, 49) + "…" : m.preview,
     ]);
     ctx.out.text(...formatTable(["ID", "STATUS", "FROM", "MSGS", "RECEIVED", "TEXT"], rows));
+    if (next) ctx.out.warn(`More mails follow: add --cursor ${next} (or list them all with --all)`);
     return 0;
   },
 };
@@ -132,54 +156,22 @@ const showCommand: Command = {
   async run(ctx) {
     const id = onePositional(ctx, "mail ID", "show");
     const mail = await (await client(ctx)).show(id);
-    if (ctx.out.json) {
-      ctx.out.data(mail);
-      return 0;
-    }
-    const session = mail.session as { id: string; type: string; name?: string };
-    const delivery = mail.delivery as { attempts: number; dead_reason?: string };
-    const rows: string[][] = [
-      ["id", String(mail.id)],
-      ["status", String(mail.status)],
-      ["provider", String(mail.provider)],
-      ["direction", String(mail.direction)],
-      ["session", `${session.name ? `${session.name} ` : ""}(${session.id}, ${session.type})`],
-      ["received", String(mail.received_at)],
-      ["attempts", String(delivery?.attempts ?? 0)],
-    ];
-    const claim = mail.claim as { agent_id: string; expires_at: string } | undefined;
-    if (claim) rows.push(["claimed by", `${claim.agent_id} until ${claim.expires_at}`]);
-    if (delivery?.dead_reason) rows.push(["dead reason", delivery.dead_reason]);
-    rows.push(["file", String(mail.path)]);
-    const [, ...lines] = formatTable(["", ""], rows);
-    ctx.out.text(...lines, "", String(mail.body).trimEnd());
+    if (ctx.out.json) ctx.out.data(mail);
+    else ctx.out.text(...mailLines(mail));
     return 0;
   },
 };
 
 const claimCommand: Command = {
   name: "claim",
-  summary: "claim a mail for an agent",
+  summary: "claim a mail for an agent (or renew the agent's claim)",
   usage: ["claim ID --agent A [--timeout SECONDS]"],
-  options: {
-    ...AGENT,
-    timeout: {
-      type: "string",
-      valueName: "SECONDS",
-      description: "how long the claim lasts (default: the daemon's, 300)",
-    },
-  },
+  options: { ...AGENT, ...CLAIM_TIMEOUT },
   positionals: true,
   async run(ctx) {
     const id = onePositional(ctx, "mail ID", "claim");
     const agent = required(ctx, "agent", "claim");
-    const timeoutText = stringOption(ctx.values, "timeout");
-    const timeoutS = timeoutText === undefined ? undefined : Number(timeoutText);
-    if (timeoutS !== undefined && (!Number.isFinite(timeoutS) || timeoutS <= 0)) {
-      throw new UsageError(`invalid --timeout "${timeoutText}": expected seconds above 0`, {
-        hint: "courier mail claim --help",
-      });
-    }
+    const timeoutS = claimTimeout(ctx, "claim");
     const entry = await (await client(ctx)).claim(id, agent, { timeoutS });
     ctx.out.result(`Claimed ${id} for ${entry.agent_id} until ${entry.expires_at}`, entry);
     return 0;
@@ -252,11 +244,94 @@ const sendCommand: Command = {
   },
 };
 
+const releaseCommand: Command = {
+  name: "release",
+  summary: "give a claimed mail back at once (no failure recorded)",
+  usage: ["release ID --agent A"],
+  options: { ...AGENT },
+  positionals: true,
+  async run(ctx) {
+    const id = onePositional(ctx, "mail ID", "release");
+    const agent = required(ctx, "agent", "release");
+    const result = await (await client(ctx)).release(id, agent);
+    ctx.out.result(`Released ${id}: new again, claimable at once`, result);
+    return 0;
+  },
+};
+
+const requeueCommand: Command = {
+  name: "requeue",
+  summary: "put a dead mail back (inbound: new; outbound: queued), attempts reset",
+  usage: ["requeue ID"],
+  options: {},
+  positionals: true,
+  async run(ctx) {
+    const id = onePositional(ctx, "mail ID", "requeue");
+    const result = await (await client(ctx)).requeue(id);
+    ctx.out.result(`Requeued ${id}: ${result.status} again, attempts reset`, result);
+    return 0;
+  },
+};
+
+const pruneCommand: Command = {
+  name: "prune",
+  summary: "delete done and dead mails that finished longer ago than DURATION",
+  usage: ["prune --older-than DURATION [--status done|dead] [--dry-run]"],
+  options: {
+    "older-than": {
+      type: "string",
+      valueName: "DURATION",
+      description: "mails that finished longer ago than this: 30d, 12h, 90m, 1h30m (required)",
+    },
+    status: {
+      type: "string",
+      valueName: "S",
+      description: "only done or only dead mails (default both)",
+      choices: ["done", "dead"],
+    },
+    "dry-run": { type: "boolean", description: "count what would go, delete nothing" },
+  },
+  async run(ctx) {
+    const hint = "courier mail prune --help";
+    const olderThanS = parseDuration(required(ctx, "older-than", "prune"), {
+      option: "--older-than",
+      hint,
+    });
+    const status = stringOption(ctx.values, "status");
+    if (status !== undefined && status !== "done" && status !== "dead") {
+      throw new UsageError(`invalid --status "${status}": expected done or dead`, { hint });
+    }
+    const dryRun = ctx.values["dry-run"] === true;
+    const result = await (await client(ctx)).prune({
+      olderThanS,
+      ...(status ? { status: [status] } : {}),
+      dryRun,
+    });
+    const what = `${result.pruned} mail(s) (${result.done} done, ${result.dead} dead) ` +
+      `finished before ${result.before}`;
+    ctx.out.result(dryRun ? `Would prune ${what}` : `Pruned ${what}`, result);
+    return 0;
+  },
+};
+
 /** `courier mail …`: thin clients of the running daemon's mail API. */
 export const mailCommand: Command = {
   name: "mail",
-  summary: "list, show, claim, complete, fail and send mail",
+  summary: "list, show, claim, complete, fail and send mail; run agents on it",
   usage: ["mail <command> [options]"],
   options: {},
-  subcommands: [listCommand, showCommand, claimCommand, doneCommand, failCommand, sendCommand],
+  subcommands: [
+    listCommand,
+    showCommand,
+    nextCommand,
+    workCommand,
+    watchCommand,
+    claimCommand,
+    doneCommand,
+    failCommand,
+    releaseCommand,
+    requeueCommand,
+    sendCommand,
+    pruneCommand,
+  ],
 };
