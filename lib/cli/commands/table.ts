@@ -24,6 +24,7 @@ export const COMMAND_TABLE: readonly CommandEntry[] = [
   { name: "logs", load: async () => (await import("./logs.ts")).logsCommand },
   { name: "doctor", load: async () => (await import("./doctor.ts")).doctorCommand },
   { name: "mail", load: async () => (await import("./mail.ts")).mailCommand },
+  { name: "provider", load: async () => (await import("./provider.ts")).providerCommand },
   { name: "token", load: async () => (await import("./token.ts")).tokenCommand },
   { name: "port", load: async () => (await import("./port.ts")).portCommand },
   { name: "service", load: async () => (await import("./service.ts")).serviceCommand },

@@ -1,0 +1,54 @@
+/**
+ * The chat providers of `config.json` (`providers`), as the mail service
+ * checks them before the daemon binds: a bad entry or a missing `env:`
+ * variable refuses the start, naming the key. Light on purpose: the
+ * platform modules load only when `providers` is there.
+ *
+ * @module
+ */
+import { ConfigError, readConfigFile } from "../config/mod.ts";
+import type { ProviderEntry } from "../providers/registry.ts";
+import { isValidProvider } from "./mailbox.ts";
+
+export type { ProviderEntry } from "../providers/registry.ts";
+
+/** Options of {@link loadProviderEntries}. */
+export interface LoadProviderEntriesOptions {
+  /** Provider names that already have an `outbound` webhook in `config.json`. */
+  outboundNames?: Iterable<string>;
+  /** Reads an environment variable, for `"env:NAME"` secrets (default `Deno.env.get`). */
+  env?: (name: string) => string | undefined;
+}
+
+/**
+ * Reads and checks `config.json` `providers` (none: `[]`). A provider name
+ * must be a mailbox provider name (1-64 letters, digits, `-`, `_`), and may
+ * not also have an `outbound` webhook (which would deliver its mail is then
+ * unclear).
+ *
+ * @throws {ConfigError} naming the file or key at fault, never a secret's value.
+ */
+export async function loadProviderEntries(
+  configFile: string,
+  options: LoadProviderEntriesOptions = {},
+): Promise<ProviderEntry[]> {
+  const config = await readConfigFile(configFile);
+  if (config.providers === undefined) return [];
+  const { parseProviderEntries } = await import("../providers/registry.ts");
+  const entries = parseProviderEntries(config.providers, {
+    env: options.env,
+    validName: (name) =>
+      isValidProvider(name) ? null : 'a provider name holds 1-64 letters, digits, "-" or "_"',
+  });
+  const outbound = new Set(options.outboundNames ?? []);
+  for (const entry of entries) {
+    if (outbound.has(entry.name)) {
+      throw new ConfigError(
+        `config.json outbound.${entry.name}`,
+        `"${entry.name}" is a chat provider (providers.${entry.name}), which sends its own ` +
+          "outbound mail: remove one of the two",
+      );
+    }
+  }
+  return entries;
+}
