@@ -18,7 +18,11 @@ import {
   waitForStored,
 } from "./helpers/chat.ts";
 import { json, withHome } from "./helpers/courier.ts";
-import { eventually } from "./helpers/mail.ts";
+import { tmpfsUnavailable, withSmallDisk } from "./helpers/disk.ts";
+import { recordingLog } from "./helpers/log.ts";
+import { eventually, readMails } from "./helpers/mail.ts";
+import { homeLayout } from "../lib/home/mod.ts";
+import { createMailExtension } from "../lib/mail/mod.ts";
 import { FAKE_SLACK, FakeSlack, signedSlackRequest, slackEvent } from "./fakes/slack_server.ts";
 
 const ENV = {
@@ -168,6 +172,26 @@ Deno.test("slack webhook: signed events become mail once, forgeries store nothin
       text: "on it",
       thread_ts: "1700000100.000100",
     });
+    // The same from the command line.
+    const cli = await h.run([
+      "mail",
+      "send",
+      "team",
+      "--to",
+      "C1",
+      "--text",
+      "from the shell",
+      "--reply-to",
+      inThread.mail_id,
+      "--json",
+    ]);
+    assert.equal(cli.code, 0, cli.stderr);
+    await waitForStatus(daemon, String(json(cli).id), "done");
+    assert.deepEqual(fake.posts.at(-1), {
+      channel: "C1",
+      text: "from the shell",
+      thread_ts: "1700000100.000100",
+    });
     // A reply names the conversation it answers.
     const elsewhere = await apiPost(daemon, "/api/v1/outbound/team", {
       to: "C2",
@@ -198,7 +222,7 @@ Deno.test("slack webhook: signed events become mail once, forgeries store nothin
     );
 
     report = await providerReport(daemon, "team");
-    assert.equal(report.sent, 2);
+    assert.equal(report.sent, 3);
     assert.equal(report.failed, 2);
     assert.match(String(report.last_error), /channel_not_found/);
 
@@ -210,9 +234,9 @@ Deno.test("slack webhook: signed events become mail once, forgeries store nothin
     const team = listing.providers.find((p) => p.name === "team")!;
     assert.equal(team.mode, "webhook");
     assert.equal(team.received, 2, "the platform's messages (not the script's)");
-    assert.equal(team.sent, 2);
+    assert.equal(team.sent, 3);
     const text = await h.run(["provider", "list"]);
-    assert.match(text.stdout, /^team\s+slack\s+webhook\s+webhook\s+2\s+2\s+2\s+0\s+2$/m);
+    assert.match(text.stdout, /^team\s+slack\s+webhook\s+webhook\s+2\s+3\s+2\s+0\s+2$/m);
 
     await stopDaemon(daemon);
     await assertNoSecretsLogged(h, SECRETS, [list.stdout, text.stdout]);
@@ -279,4 +303,54 @@ Deno.test("slack socket mode: acks follow the journal, and the link survives dro
     assert.equal(fake.acks.length, 4);
     await assertNoSecretsLogged(h, SECRETS, [status.stdout]);
   });
+});
+
+const NO_TMPFS = await tmpfsUnavailable();
+
+Deno.test({
+  name:
+    "slack socket mode: an envelope the journal could not take is not acked, and is taken again" +
+    (NO_TMPFS ? ` (skipped: ${NO_TMPFS})` : ""),
+  ignore: NO_TMPFS !== null,
+  async fn() {
+    await using fake = await FakeSlack.start();
+    const root = await Deno.makeTempDir({ prefix: "courier-chat-disk-" });
+    try {
+      await withSmallDisk(`${root}/home`, 512, async (disk) => {
+        await Deno.writeTextFile(
+          `${disk.path}/config.json`,
+          JSON.stringify({ providers: { sock: fake.config({ mode: "socket" }) } }),
+        );
+        const log = recordingLog();
+        const mail = createMailExtension({ settings: { debounceWindowMs: 50 } });
+        await mail.start({ layout: homeLayout(disk.path), log, options: {} });
+        try {
+          await fake.connected(1);
+          await disk.fill();
+          // Larger than a page: the journal cannot tuck it into the free end of its last one.
+          const event = slackEvent({ ts: "1700000500.000100", text: "x".repeat(6000) });
+          const refused = fake.sendEnvelope(event);
+          await eventually(() => log.lines.some((l) => l.includes("not acknowledged")), {
+            what: "the failed hand-over",
+          });
+          assert.ok(!fake.acks.includes(refused), "not acked");
+          const report = (mail.health().providers as Record<string, { last_error: string }>).sock;
+          assert.match(report.last_error, /could not store the message durably: No space left/);
+          await disk.free();
+          // Slack sends an envelope again until it is acked.
+          const again = fake.sendEnvelope(event);
+          await fake.acked(again);
+          assert.ok(!fake.acks.includes(refused));
+        } finally {
+          await mail.stop();
+        }
+        const stored = (await readMails(disk.path, "inbound")).flatMap((m) =>
+          m.frontMatter.messages
+        );
+        assert.deepEqual(stored.map((m) => m.message_id), ["C1:1700000500.000100"]);
+      });
+    } finally {
+      await Deno.remove(root, { recursive: true }).catch(() => {});
+    }
+  },
 });

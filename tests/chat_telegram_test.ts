@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { stopDaemon, type TestDaemon } from "./helpers/api.ts";
 import {
   assertNoSecretsLogged,
+  daemonLog,
   killDaemon,
   providerReport,
   startChatDaemon,
@@ -37,6 +38,7 @@ function providers(fake: FakeTelegram): Record<string, unknown> {
       bot_token: "env:TG_E2E_BOT_TOKEN",
       secret_token: "env:TG_E2E_SECRET_TOKEN",
       api_base: fake.apiBase,
+      allow_from: [42],
     },
   };
 }
@@ -122,8 +124,26 @@ Deno.test("telegram webhook: the secret token decides, updates are stored once, 
       name: "Ops",
       thread_key: "7",
     });
+    // Someone not in allow_from: answered, dropped, counted, logged by id only.
+    const stranger = await postUpdate(daemon, {
+      update_id: 9003,
+      ...telegramUpdate({
+        text: "let me in",
+        message_id: 78,
+        from: { id: 666, is_bot: false, first_name: "Eve" },
+        chat: { id: -1001234, type: "supergroup", title: "Ops", is_forum: true },
+      }),
+    });
+    assert.equal(stranger.status, 200);
+    await stranger.body?.cancel();
     const report = await providerReport(daemon, "tgh");
-    assert.deepEqual([report.received, report.duplicates, report.rejected], [1, 1, 1]);
+    assert.deepEqual(
+      [report.received, report.duplicates, report.rejected, report.dropped],
+      [1, 1, 1, 1],
+    );
+    const log = await daemonLog(h);
+    assert.match(log, /dropped message -1001234:78: sender 666 is not in allow_from/);
+    assert.ok(!log.includes("let me in"), "no message text in the log");
 
     // The reply: into the topic, quoting the message; a 429 first, retried after retry_after.
     fake.inject("sendMessage", {
