@@ -10,6 +10,8 @@ import assert from "node:assert/strict";
 import { apiFetch, apiGet, apiPost, stopDaemon, type TestDaemon } from "./helpers/api.ts";
 import {
   assertNoSecretsLogged,
+  assertRetriedAfter,
+  JOURNAL_ONLY,
   killDaemon,
   providerReport,
   startChatDaemon,
@@ -208,10 +210,7 @@ Deno.test("slack webhook: signed events become mail once, forgeries store nothin
     const tries = fake.calls.filter((c) =>
       c.method === "chat.postMessage" && c.body.text === "slow down"
     );
-    assert.equal(tries.length, 2);
-    assert.ok(tries[1].at - tries[0].at >= 2000, `retried after ${tries[1].at - tries[0].at} ms`);
-    const failures = (sent.delivery as { failures: { reason: string }[] }).failures;
-    assert.match(failures[0].reason, /chat\.postMessage failed: HTTP 429/);
+    assertRetriedAfter(tries, 2000, sent, /chat\.postMessage failed: HTTP 429/);
     // Slack's own error is final and kept.
     fake.inject("chat.postMessage", { body: { ok: false, error: "channel_not_found" } });
     const lost = await apiPost(daemon, "/api/v1/outbound/team", { to: "C404", text: "anyone?" });
@@ -247,12 +246,7 @@ Deno.test("slack socket mode: acks follow the journal, and the link survives dro
   await using fake = await FakeSlack.start();
   await withHome(async (h) => {
     // A long debounce window: an acknowledged message is in the journal only, not yet in a mail.
-    let daemon = await startChatDaemon(h, providers(fake), ENV, [
-      "--debounce-window",
-      "60000",
-      "--debounce-max-wait",
-      "60000",
-    ]);
+    let daemon = await startChatDaemon(h, providers(fake), ENV, JOURNAL_ONLY);
     await fake.connected(1);
     const first = fake.sendEnvelope(slackEvent({ ts: "1700000300.000100", text: "first" }));
     await fake.acked(first);

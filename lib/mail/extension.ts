@@ -1,7 +1,7 @@
 import type { RequestContext } from "../http/mod.ts";
 import type { DaemonExtension, ExtensionContext } from "../service/extension.ts";
 import { loadMailSettings } from "./config.ts";
-import { loadProviderEntries, type ProviderEntry } from "./provider_config.ts";
+import { inboundProviderName, loadProviderEntries, type ProviderEntry } from "./provider_config.ts";
 import type { ChatProviders } from "./providers.ts";
 import type { MailService, MailServiceOptions } from "./service.ts";
 
@@ -118,9 +118,9 @@ export class MailExtension implements DaemonExtension {
    * webhook mode (known from `prepare`).
    */
   verifiesRequest(request: Request, url: URL): boolean {
-    if (this.#webhookNames.size === 0 || request.method !== "POST") return false;
-    const match = /^\/api\/v1\/inbound\/([^/]+)$/.exec(url.pathname);
-    return match !== null && this.#webhookNames.has(match[1]);
+    if (this.#webhookNames.size === 0) return false;
+    const name = inboundProviderName(request, url);
+    return name !== null && this.#webhookNames.has(name);
   }
 
   /**

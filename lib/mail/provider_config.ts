@@ -52,3 +52,11 @@ export async function loadProviderEntries(
   }
   return entries;
 }
+
+const INBOUND_ROUTE = /^\/api\/v1\/inbound\/([A-Za-z0-9_-]{1,64})$/;
+
+/** The provider name of a `POST /api/v1/inbound/<name>` request, else `null`. */
+export function inboundProviderName(request: Request, url: URL): string | null {
+  if (request.method !== "POST") return null;
+  return INBOUND_ROUTE.exec(url.pathname)?.[1] ?? null;
+}

@@ -15,17 +15,10 @@
 import { jsonResponse } from "../http/mod.ts";
 import { MailError, MailUnavailableError } from "./errors.ts";
 import { mailErrorResponse } from "./http_api.ts";
+import { inboundProviderName } from "./provider_config.ts";
 import type { ChatProviders } from "./providers.ts";
 import type { MailService } from "./service.ts";
 import { readBodyBytes } from "./validate.ts";
-
-const INBOUND_ROUTE = /^\/api\/v1\/inbound\/([A-Za-z0-9_-]{1,64})$/;
-
-/** The provider name of a `POST /api/v1/inbound/<name>` request, else `null`. */
-export function inboundProviderName(request: Request, url: URL): string | null {
-  if (request.method !== "POST") return null;
-  return INBOUND_ROUTE.exec(url.pathname)?.[1] ?? null;
-}
 
 /**
  * Answers a platform's webhook request for a provider in webhook mode, or

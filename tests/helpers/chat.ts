@@ -21,6 +21,17 @@ export const FAST_MAIL = {
 } as const;
 
 /**
+ * `start` arguments that keep acknowledged messages in the journal (a long
+ * debounce window): what a SIGKILL then finds is what the journal holds.
+ */
+export const JOURNAL_ONLY: readonly string[] = [
+  "--debounce-window",
+  "60000",
+  "--debounce-max-wait",
+  "60000",
+];
+
+/**
  * Writes `config.json` with `providers` (and {@link FAST_MAIL}) and starts a
  * daemon whose environment holds `env` (the `env:` secrets); `args` are
  * extra `start` arguments.
@@ -29,10 +40,10 @@ export async function startChatDaemon(
   home: TestHome,
   providers: Record<string, unknown>,
   env: Record<string, string>,
-  args: string[] = [],
+  args: readonly string[] = [],
 ): Promise<TestDaemon> {
   await writeHomeConfig(home, { ...FAST_MAIL, providers });
-  return await startDaemon(home, args, { env });
+  return await startDaemon(home, [...args], { env });
 }
 
 /** `/health` `providers.<name>` of a running daemon. */
@@ -116,4 +127,22 @@ export async function killDaemon(daemon: TestDaemon): Promise<void> {
   assert.ok(identity, "the daemon runs");
   Deno.kill(daemon.pid, "SIGKILL");
   assert.ok(await waitForExit(identity, { timeoutMs: 10_000 }), "killed");
+}
+
+/**
+ * Asserts that a send was tried twice, the second time at least `waitMs`
+ * after the first (the platform's delay honoured), and that the first
+ * failure's reason, kept in the delivered mail, matches `reason`.
+ */
+export function assertRetriedAfter(
+  tries: readonly { at: number }[],
+  waitMs: number,
+  mail: Record<string, unknown>,
+  reason: RegExp,
+): void {
+  assert.equal(tries.length, 2, "one failed try, one that went through");
+  const waited = tries[1].at - tries[0].at;
+  assert.ok(waited >= waitMs, `retried after ${waited} ms, asked to wait ${waitMs}`);
+  const failures = (mail.delivery as { failures: { reason: string }[] }).failures;
+  assert.match(failures[0].reason, reason);
 }
