@@ -6,7 +6,7 @@
  * @module
  */
 export type { Logger } from "../log/mod.ts";
-export { CourierError, type ExitCodeValue } from "../errors/mod.ts";
+export { CourierError, ExitCode, type ExitCodeValue } from "../errors/mod.ts";
 export * from "./connection.ts";
 export * from "./slack.ts";
 export * from "./telegram.ts";
