@@ -11,6 +11,7 @@ import { apiFetch, apiGet, apiPost, stopDaemon, type TestDaemon } from "./helper
 import {
   assertNoSecretsLogged,
   assertRetriedAfter,
+  daemonLog,
   JOURNAL_ONLY,
   killDaemon,
   providerReport,
@@ -20,6 +21,7 @@ import {
   waitForStored,
 } from "./helpers/chat.ts";
 import { json, withHome } from "./helpers/courier.ts";
+import { leaseTestPort } from "./helpers/ports.ts";
 import { tmpfsUnavailable, withSmallDisk } from "./helpers/disk.ts";
 import { recordingLog } from "./helpers/log.ts";
 import { eventually, readMails } from "./helpers/mail.ts";
@@ -347,4 +349,37 @@ Deno.test({
       await Deno.remove(root, { recursive: true }).catch(() => {});
     }
   },
+});
+
+Deno.test("a platform that never answers holds up neither the start nor a graceful stop", async () => {
+  const port = await leaseTestPort();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) held.push(conn); // accepted, never answered
+  })();
+  try {
+    await withHome(async (h) => {
+      const daemon = await startChatDaemon(h, {
+        sock: {
+          type: "slack",
+          mode: "socket",
+          bot_token: "xoxb-silent-platform",
+          app_token: "xapp-silent-platform",
+          api_base: `http://127.0.0.1:${port}/api`,
+        },
+      }, {});
+      await eventually(() => held.length > 0, { what: "courier calling the platform" });
+      assert.equal((await providerReport(daemon, "sock")).connected, false);
+      const stopped = await h.run(["stop", "--json"]);
+      assert.equal(stopped.code, 0, stopped.stderr);
+      const { stopped: [result] } = json<{ stopped: { forced: boolean }[] }>(stopped);
+      assert.equal(result.forced, false, "no SIGKILL needed");
+      assert.match(await daemonLog(h), /INFO .* stopped$/m);
+    });
+  } finally {
+    listener.close();
+    for (const conn of held) conn.close();
+    await accepting.catch(() => {});
+  }
 });
