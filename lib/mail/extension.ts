@@ -21,8 +21,8 @@ const MAIL_ROUTES = /^\/api\/v1\/(inbound|outbound|messages|events)(\/|$)/;
  *
  * A `POST /api/v1/inbound/<name>` for a provider in webhook mode is the
  * platform's: verified by the provider, not by the API token
- * ({@link verifiesRequest}). With the API token it is the generic JSON
- * webhook of that mailbox instead, so scripts can add to it.
+ * ({@link MailExtension.verifiesRequest}). With the API token it is the
+ * generic JSON webhook of that mailbox instead, so scripts can add to it.
  */
 export class MailExtension implements DaemonExtension {
   /** The extension's name in logs. */
