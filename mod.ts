@@ -173,6 +173,7 @@ export {
 } from "./lib/mail/mod.ts";
 export { CourierError, ExitCode, type ExitCodeValue } from "./lib/errors/mod.ts";
 export {
+  type ConnectionStatus,
   type DaemonExtension,
   type DaemonState,
   type ExtensionContext,

@@ -11,7 +11,12 @@ import {
   ProviderError,
 } from "../lib/providers/mod.ts";
 import { ConfigError } from "../lib/config/mod.ts";
-import { FakeLark, type FakeLarkOptions } from "./fakes/lark_server.ts";
+import {
+  FakeLark,
+  type FakeLarkOptions,
+  type LarkEventOptions,
+  larkMessageEvent,
+} from "./fakes/lark_server.ts";
 import { startWebhookHost, type WebhookHost } from "./helpers/webhook_host.ts";
 
 const TOKEN = "verification-token-1";
@@ -72,55 +77,9 @@ async function withLark(
   }
 }
 
-let seq = 0;
-
-/** An im.message.receive_v1 event as the platform sends it. */
-function messageEvent(options: {
-  messageId?: string;
-  eventId?: string;
-  token?: string;
-  chatType?: "p2p" | "group";
-  threadId?: string;
-  messageType?: string;
-  content?: unknown;
-  mentions?: unknown[];
-  sender?: string;
-} = {}): Record<string, unknown> {
-  seq++;
-  return {
-    schema: "2.0",
-    header: {
-      event_id: options.eventId ?? `ev-${seq}`,
-      event_type: "im.message.receive_v1",
-      create_time: String(Date.now()),
-      token: options.token ?? TOKEN,
-      app_id: "cli_fake",
-      tenant_key: "tenant-1",
-    },
-    event: {
-      sender: {
-        sender_id: {
-          open_id: options.sender ?? "ou_alice",
-          union_id: "on_alice",
-          user_id: "alice",
-        },
-        sender_type: "user",
-        tenant_key: "tenant-1",
-      },
-      message: {
-        message_id: options.messageId ?? `om_${seq}`,
-        chat_id: "oc_42",
-        chat_type: options.chatType ?? "group",
-        message_type: options.messageType ?? "text",
-        content: JSON.stringify(options.content ?? { text: "@_user_1 deploy is red" }),
-        create_time: "1700000000000",
-        ...(options.threadId ? { thread_id: options.threadId, root_id: "om_root" } : {}),
-        mentions: options.mentions ?? [
-          { key: "@_user_1", id: { open_id: "ou_bot", union_id: "on_bot" }, name: "Courier" },
-        ],
-      },
-    },
-  };
+/** An im.message.receive_v1 event carrying this test's verification token. */
+function messageEvent(options: LarkEventOptions = {}): Record<string, unknown> {
+  return larkMessageEvent({ token: TOKEN, ...options });
 }
 
 const challenge = { challenge: "c-123", token: TOKEN, type: "url_verification" };

@@ -66,15 +66,21 @@ export async function handleMailRequest(
         return null;
     }
   } catch (error) {
-    if (error instanceof MailError) {
-      await request.body?.cancel().catch(() => {});
-      const headers: Record<string, string> = error.retryAfterS === undefined
-        ? {}
-        : { "retry-after": String(error.retryAfterS) };
-      return jsonResponse(error.toJson(), error.status, headers);
-    }
+    if (error instanceof MailError) return await mailErrorResponse(request, error);
     throw error;
   }
+}
+
+/**
+ * The answer to a request a {@link MailError} stopped: its status and JSON
+ * body, `Retry-After` when it has one (the request body is discarded).
+ */
+export async function mailErrorResponse(request: Request, error: MailError): Promise<Response> {
+  await request.body?.cancel().catch(() => {});
+  const headers: Record<string, string> = error.retryAfterS === undefined
+    ? {}
+    : { "retry-after": String(error.retryAfterS) };
+  return jsonResponse(error.toJson(), error.status, headers);
 }
 
 function notFound(path: string): Response {

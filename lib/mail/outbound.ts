@@ -11,11 +11,17 @@ import { TimerQueue } from "./timers.ts";
  * chat platform's send API another. A failure is thrown: anything with
  * `retryable: false` is final (the mail is dead at once), anything else is
  * retried with backoff (`retryAfterMs`, when the receiver asked for a
- * pause, is honoured up to the backoff cap).
+ * pause, is honoured, beyond the backoff cap up to {@link MAX_RETRY_AFTER_MS}).
  */
 export interface OutboundSender {
   /** What it delivers through, for logs (`webhook`, `slack`…); never a secret. */
   readonly kind: string;
+  /**
+   * Checks a new outbound mail before it is queued (e.g. that the mail it
+   * answers can be answered through this sender); throws a `MailError`
+   * (400) to refuse it.
+   */
+  check?(input: OutboundInput): Promise<void>;
   /** Delivers `mail` (its front matter and body); throws on failure. */
   send(mail: MailDocument, signal: AbortSignal): Promise<void>;
 }
@@ -46,6 +52,14 @@ export class DeliveryError extends Error {
 
 /** Retry of a state write the disk refused. */
 const STATE_RETRY_MS = 5000;
+
+/**
+ * The longest pause a receiver may ask for (`Retry-After`, a platform's
+ * `retry_after`) that is honoured as asked: longer ones are cut to this,
+ * so a bad header cannot park a mail for days. Beyond the backoff cap on
+ * purpose: sending earlier than a platform allows only fails again.
+ */
+export const MAX_RETRY_AFTER_MS = 3_600_000;
 
 /**
  * Delivers outbound mail through each provider's {@link OutboundSender}:
@@ -92,13 +106,15 @@ export class OutboundDispatcher {
    */
   async queue(provider: string, input: OutboundInput): Promise<Record<string, unknown>> {
     const ctx = this.#ctx;
-    if (!this.#route(provider)) {
+    const sender = this.#route(provider);
+    if (!sender) {
       throw new MailValidationError(
         "provider",
         `no outbound URL configured for provider "${provider}": add ` +
           `{"outbound": {"${provider}": {"url": "https://..."}}} to config.json and restart`,
       );
     }
+    await sender.check?.(input);
     const doc = buildOutboundMail(provider, input, {
       replyTo: input.reply_to,
       extra: input.extra,
@@ -244,10 +260,8 @@ export class OutboundDispatcher {
             baseMs: settings.outboundBackoffBaseMs,
             capMs: settings.outboundBackoffCapMs,
           });
-          const delay = Math.min(
-            settings.outboundBackoffCapMs,
-            Math.max(backoff, failure.retryAfterMs ?? 0),
-          );
+          const asked = Math.min(failure.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS);
+          const delay = Math.max(backoff, asked);
           const retryAt = ctx.now() + delay;
           fm.delivery.retry_at = new Date(retryAt).toISOString();
           index.put(await store.update(entry.record, doc));

@@ -16,6 +16,27 @@ export async function readJsonBody(
   request: Request,
   limit: number,
 ): Promise<Record<string, unknown>> {
+  const bytes = await readBodyBytes(request, limit);
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(bytes));
+  } catch {
+    throw new MailValidationError("body", "the request body must be a JSON object");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new MailValidationError("body", "the request body must be a JSON object");
+  }
+  return value as Record<string, unknown>;
+}
+
+/**
+ * Reads a body as raw bytes, at most `limit` of them: a declared
+ * `content-length` over the limit is refused before reading; a chunked body
+ * is cut off as soon as it passes the limit.
+ *
+ * @throws {PayloadTooLargeError} over the limit (413).
+ */
+export async function readBodyBytes(request: Request, limit: number): Promise<Uint8Array> {
   const declared = request.headers.get("content-length");
   let bytes: Uint8Array;
   if (declared !== null && /^\d+$/.test(declared)) {
@@ -28,16 +49,7 @@ export async function readJsonBody(
     bytes = await readCapped(request, limit);
   }
   if (bytes.length > limit) throw new PayloadTooLargeError(limit);
-  let value: unknown;
-  try {
-    value = JSON.parse(decoder.decode(bytes));
-  } catch {
-    throw new MailValidationError("body", "the request body must be a JSON object");
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new MailValidationError("body", "the request body must be a JSON object");
-  }
-  return value as Record<string, unknown>;
+  return bytes;
 }
 
 async function readCapped(request: Request, limit: number): Promise<Uint8Array> {

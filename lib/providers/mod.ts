@@ -6,6 +6,7 @@
  * @module
  */
 export type { Logger } from "../log/mod.ts";
+export { CourierError, ExitCode, type ExitCodeValue } from "../errors/mod.ts";
 export * from "./connection.ts";
 export * from "./slack.ts";
 export * from "./telegram.ts";
@@ -18,3 +19,5 @@ export * from "./lark_events.ts";
 export * from "./dingtalk.ts";
 export * from "./dingtalk_messages.ts";
 export * from "./dingtalk_stream.ts";
+export * from "./registry.ts";
+export * from "./check.ts";

@@ -43,6 +43,39 @@ export interface ServiceStatus {
   hint?: string;
   /** The process's state when it is stopped: `T` (by a signal) or `t` (by a debugger). */
   process_state?: string;
+  /**
+   * The chat providers' long connections (`config.json` `providers` in
+   * `socket`, `stream` or `polling` mode), by name, as `/health` reports
+   * them: up or not, and the last error.
+   */
+  connections?: Record<string, ConnectionStatus>;
+}
+
+/** A chat provider's long connection as `courier status` shows it. */
+export interface ConnectionStatus {
+  /** The platform (`slack`). */
+  type: string;
+  /** The long connection (`socket`, `stream`, `polling`). */
+  mode: string;
+  /** Whether it is up. */
+  connected: boolean;
+  /** The last error, if any (never a secret). */
+  last_error?: string;
+  /** When it happened. */
+  last_error_at?: string;
+}
+
+/** The long connections in a `/health` answer's `providers` (webhook ones have `connected: null`). */
+function connectionsOf(health: Record<string, unknown>): Record<string, ConnectionStatus> | null {
+  const providers = health.providers;
+  if (typeof providers !== "object" || providers === null) return null;
+  const connections: Record<string, ConnectionStatus> = {};
+  for (const [name, value] of Object.entries(providers as Record<string, ConnectionStatus>)) {
+    if (typeof value?.connected !== "boolean") continue;
+    const { type, mode, connected, last_error, last_error_at } = value;
+    connections[name] = { type, mode, connected, last_error, last_error_at };
+  }
+  return Object.keys(connections).length > 0 ? connections : null;
 }
 
 /** Seconds after which a lock holder without a state file is no longer "starting". */
@@ -241,10 +274,12 @@ export async function getStatus(
       };
     }
     const uptime = Number(health.body.uptime_s);
+    const connections = connectionsOf(health.body);
     return {
       ...live,
       version: String(health.body.version ?? state.version),
       uptime_s: Number.isFinite(uptime) ? Math.round(uptime) : live.uptime_s,
+      ...(connections ? { connections } : {}),
     };
   }
   const pid = await holder();

@@ -17,6 +17,8 @@ export interface RecordedRequest {
   headers: Headers;
   /** The body parsed as JSON (`null` when empty or not JSON). */
   body: Record<string, unknown> | null;
+  /** When it arrived (ms since the epoch). */
+  at: number;
 }
 
 /** A reply a test injects for the next requests to a path. */
@@ -128,6 +130,7 @@ export class FakeHttp {
       query: url.searchParams,
       headers: request.headers,
       body,
+      at: Date.now(),
     };
     if (request.headers.get("upgrade") !== "websocket") this.requests.push(recorded);
     try {

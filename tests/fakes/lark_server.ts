@@ -208,3 +208,66 @@ export class FakeLark {
     return json({ code: 0, msg: "success", data: {} });
   }
 }
+
+let seq = 0;
+
+/** Options of {@link larkMessageEvent}. */
+export interface LarkEventOptions {
+  /** The message id (default `om_<n>`). */
+  messageId?: string;
+  /** The event id (default `ev-<n>`). */
+  eventId?: string;
+  /** The verification token the event carries. */
+  token?: string;
+  /** `p2p` or `group` (default). */
+  chatType?: "p2p" | "group";
+  /** A thread id: the message is in that thread. */
+  threadId?: string;
+  /** The message type (default `text`). */
+  messageType?: string;
+  /** The content (default a text mentioning the bot). */
+  content?: unknown;
+  /** The mentions (default: the bot as `@_user_1`). */
+  mentions?: unknown[];
+  /** The sender's open_id (default `ou_alice`). */
+  sender?: string;
+}
+
+/** An im.message.receive_v1 event as the platform sends it (schema 2.0). */
+export function larkMessageEvent(options: LarkEventOptions = {}): Record<string, unknown> {
+  seq++;
+  return {
+    schema: "2.0",
+    header: {
+      event_id: options.eventId ?? `ev-${seq}`,
+      event_type: "im.message.receive_v1",
+      create_time: String(Date.now()),
+      token: options.token ?? "",
+      app_id: "cli_fake",
+      tenant_key: "tenant-1",
+    },
+    event: {
+      sender: {
+        sender_id: {
+          open_id: options.sender ?? "ou_alice",
+          union_id: "on_alice",
+          user_id: "alice",
+        },
+        sender_type: "user",
+        tenant_key: "tenant-1",
+      },
+      message: {
+        message_id: options.messageId ?? `om_${seq}`,
+        chat_id: "oc_42",
+        chat_type: options.chatType ?? "group",
+        message_type: options.messageType ?? "text",
+        content: JSON.stringify(options.content ?? { text: "@_user_1 deploy is red" }),
+        create_time: "1700000000000",
+        ...(options.threadId ? { thread_id: options.threadId, root_id: "om_root" } : {}),
+        mentions: options.mentions ?? [
+          { key: "@_user_1", id: { open_id: "ou_bot", union_id: "on_bot" }, name: "Courier" },
+        ],
+      },
+    },
+  };
+}

@@ -23,6 +23,8 @@ export interface SlackCall {
   token: string;
   /** The JSON body. */
   body: Json;
+  /** When it arrived (ms since the epoch). */
+  at: number;
 }
 
 /** An answer to inject for the next call of a method. */
@@ -115,7 +117,7 @@ export class FakeSlack {
     } catch {
       body = { unparsed: text };
     }
-    this.calls.push({ method, token, body });
+    this.calls.push({ method, token, body, at: Date.now() });
     const injected = this.#injected.take(method);
     if (injected) {
       const status = injected.status ?? 200;

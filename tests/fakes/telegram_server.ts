@@ -30,8 +30,8 @@ export interface TelegramInjected {
 export class FakeTelegram {
   /** The Bot API base (`api_base` of the provider). */
   readonly apiBase: string;
-  /** Every call: method and parameters, in order. */
-  readonly calls: { method: string; params: Json }[] = [];
+  /** Every call: method, parameters and when it arrived (ms), in order. */
+  readonly calls: { method: string; params: Json; at: number }[] = [];
   /** The webhook set on the bot (`""`: none); while set, getUpdates answers 409. */
   webhookUrl = "";
   /** How long an empty `getUpdates` holds at most (ms), whatever its `timeout`. */
@@ -105,7 +105,7 @@ export class FakeTelegram {
     } catch {
       return this.#error(400, "Bad Request: can't parse JSON");
     }
-    this.calls.push({ method, params });
+    this.calls.push({ method, params, at: Date.now() });
     if (token !== FAKE_TELEGRAM.token) return this.#error(401, "Unauthorized");
     const injected = this.#injected.take(method);
     if (injected) {

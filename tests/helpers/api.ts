@@ -73,10 +73,17 @@ export async function writeHomeConfig(
   await Deno.writeTextFile(`${home.home}/config.json`, JSON.stringify(config));
 }
 
-/** Starts a daemon in `home` on a leased port (extra `start` arguments allowed). */
-export async function startDaemon(home: TestHome, args: string[] = []): Promise<TestDaemon> {
+/**
+ * Starts a daemon in `home` on a leased port (extra `start` arguments
+ * allowed; `env`: variables the daemon inherits, such as `env:` secrets).
+ */
+export async function startDaemon(
+  home: TestHome,
+  args: string[] = [],
+  options: { env?: Record<string, string> } = {},
+): Promise<TestDaemon> {
   const port = await leaseTestPort();
-  const started = await home.run(["start", "--port", String(port), "--json", ...args]);
+  const started = await home.run(["start", "--port", String(port), "--json", ...args], options);
   if (started.code !== 0) throw new Error(`courier start failed: ${started.stderr}`);
   const daemon = {
     home,

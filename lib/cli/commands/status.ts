@@ -54,6 +54,12 @@ export const statusCommand: Command = {
         rows.push(["run by", `${status.supervisor.manager} (${status.supervisor.name})`]);
       }
       rows.push(["home", status.home]);
+      for (const [name, c] of Object.entries(status.connections ?? {})) {
+        const state = c.connected
+          ? ctx.out.paint("green", "connected")
+          : ctx.out.paint("yellow", c.last_error ? `reconnecting: ${c.last_error}` : "connecting");
+        rows.push([`${name}`, `${c.type} ${c.mode}, ${state}`]);
+      }
       if (status.reason) rows.push(["reason", status.reason]);
       const [, ...lines] = formatTable(["", ""], rows);
       ctx.out.text(...lines);

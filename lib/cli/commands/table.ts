@@ -61,6 +61,12 @@ export const COMMAND_TABLE: readonly CommandEntry[] = [
       (await importLazily<typeof import("./mail.ts")>("./mail.ts", import.meta.url)).mailCommand,
   },
   {
+    name: "provider",
+    load: async () =>
+      (await importLazily<typeof import("./provider.ts")>("./provider.ts", import.meta.url))
+        .providerCommand,
+  },
+  {
     name: "token",
     load: async () =>
       (await importLazily<typeof import("./token.ts")>("./token.ts", import.meta.url)).tokenCommand,
