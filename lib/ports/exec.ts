@@ -123,22 +123,6 @@ export async function execWithPort(
   const lease = await allocator.allocate({ ...options, ownerPid: Deno.pid, label });
   const port = lease.port;
   let ownerPid = Deno.pid;
-  let child: Deno.ChildProcess;
-  try {
-    const [program, ...programArgs] = options.substitute === false
-      ? [command, ...args]
-      : substitutePort([command, ...args], port);
-    child = new Deno.Command(program, {
-      args: programArgs,
-      env: { [name]: String(port) },
-      stdin: "inherit",
-      stdout: "inherit",
-      stderr: "inherit",
-    }).spawn();
-  } catch (error) {
-    await allocator.release(port, { ownerPid }).catch(() => {});
-    throw new PortExecSpawnError(command, error);
-  }
   let interrupts = 0;
   let forwarding = Promise.resolve();
   const pass = async (signal: Deno.Signal) => {
@@ -159,6 +143,9 @@ export async function execWithPort(
     }
     options.onSignal?.({ signal, pid: child.pid, outcome });
   };
+  // Listening before the child exists: the first listener takes the runtime a few ms to set
+  // up, and a Ctrl-C in that moment would otherwise end this process by the default action.
+  // A signal is only handled on a later turn, by when the child is there.
   const listeners = FORWARDED_SIGNALS.map((signal) => {
     const forward = () => {
       forwarding = forwarding.then(() => pass(signal)).catch(() => {});
@@ -166,6 +153,23 @@ export async function execWithPort(
     Deno.addSignalListener(signal, forward);
     return [signal, forward] as const;
   });
+  let child!: Deno.ChildProcess;
+  try {
+    const [program, ...programArgs] = options.substitute === false
+      ? [command, ...args]
+      : substitutePort([command, ...args], port);
+    child = new Deno.Command(program, {
+      args: programArgs,
+      env: { [name]: String(port) },
+      stdin: "inherit",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn();
+  } catch (error) {
+    for (const [signal, forward] of listeners) Deno.removeSignalListener(signal, forward);
+    await allocator.release(port, { ownerPid }).catch(() => {});
+    throw new PortExecSpawnError(command, error);
+  }
   try {
     // A child that already exited keeps this process as the owner: the lease is released below.
     if (await readProcessIdentity(child.pid)) {
