@@ -15,6 +15,7 @@
  */
 export * from "./api_guard.ts";
 export * from "./control.ts";
+export * from "./stop.ts";
 export * from "./daemon.ts";
 export * from "./defaults.ts";
 export * from "./discover.ts";

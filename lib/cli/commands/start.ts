@@ -300,8 +300,8 @@ export const restartCommand: Command = {
     const timeoutMs = stopTimeout === undefined
       ? undefined
       : parseSeconds(stopTimeout, { option: "--stop-timeout", hint });
-    const { stopService } = await importLazily<typeof import("../../service/control.ts")>(
-      "../../service/control.ts",
+    const { stopService } = await importLazily<typeof import("../../service/stop.ts")>(
+      "../../service/stop.ts",
       import.meta.url,
     );
     const { NotRunningError } = await importLazily<typeof import("../../service/errors.ts")>(

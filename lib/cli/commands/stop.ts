@@ -43,8 +43,8 @@ export const stopCommand: Command = {
       import.meta.url,
     );
     const { stopAllDaemons, stopService } = await importLazily<
-      typeof import("../../service/control.ts")
-    >("../../service/control.ts", import.meta.url);
+      typeof import("../../service/stop.ts")
+    >("../../service/stop.ts", import.meta.url);
     if (ctx.values.all) {
       const { resolve } = await importLazily<typeof import("../../fs/mod.ts")>(
         "../../fs/mod.ts",
@@ -108,8 +108,8 @@ export const killCommand: Command = {
       "../../home/mod.ts",
       import.meta.url,
     );
-    const { killService } = await importLazily<typeof import("../../service/control.ts")>(
-      "../../service/control.ts",
+    const { killService } = await importLazily<typeof import("../../service/stop.ts")>(
+      "../../service/stop.ts",
       import.meta.url,
     );
     const result = await killService(resolveHome(ctx.homeOption), { signal });
