@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { ConfigError } from "../lib/config/mod.ts";
 import {
   admitMessage,
-  admitMessages,
   baseUrl,
   callPlatform,
   type ChatMessage,
@@ -119,13 +118,6 @@ Deno.test("common: admitMessage applies allow_from everywhere and require_mentio
   assert.deepEqual(admitMessage(config, direct), { ok: true });
   const thread = message({ session: { id: "C1", type: "thread", thread_key: "1" } });
   assert.equal(admitMessage(config, thread).ok, false, "a thread is a group conversation");
-
-  const log = recordingLog();
-  const kept = admitMessages(config, [message(), mentioned, direct], log);
-  assert.deepEqual(kept, [mentioned, direct]);
-  assert.deepEqual(log.lines, [
-    "provider team: dropped message C1:1: no mention of the bot in group C1",
-  ]);
 });
 
 // --- Crypto and encodings ---------------------------------------------------------------------------
@@ -314,22 +306,36 @@ Deno.test("common: sleepUnlessAborted and unlessAborted stop at abort", async ()
 });
 
 Deno.test("common: ProviderState reports connected, the last error and drops", () => {
-  const state = new ProviderState({
+  const config = parseCommonConfig("team", { type: "slack", require_mention: true }, OPTIONS);
+  const log = recordingLog();
+  const state = new ProviderState(config, {
     connection: true,
     now: () => Date.parse("2026-01-01T00:00:00Z"),
+    log,
   });
   assert.deepEqual(state.snapshot(), { connected: false, dropped: 0 });
   state.setConnected(true);
   assert.equal(state.connected, true);
   state.recordError(new Error("socket closed"));
-  state.recordDropped(2);
+  const mentioned = message({ extra: { raw: {}, reply: {}, mentioned: true } });
+  const direct = message({ session: { id: "D1", type: "direct" }, message_id: "D1:2" });
+  const kept = [message(), mentioned, direct, message({ message_id: "C1:3" })]
+    .filter((m) => state.admit(m).ok);
+  assert.deepEqual(kept, [mentioned, direct]);
   assert.deepEqual(state.snapshot(), {
     connected: true,
     last_error: "socket closed",
     last_error_at: "2026-01-01T00:00:00.000Z",
     dropped: 2,
   });
-  const webhook = new ProviderState({ connection: false });
+  assert.deepEqual(log.lines, [
+    "provider team: dropped message C1:1: no mention of the bot in group C1",
+    "provider team: dropped message C1:3: no mention of the bot in group C1",
+  ], "each dropped message is logged by id and why, never by its text");
+  state.connectionFailed("the gateway closed");
+  assert.equal(state.connected, false);
+  assert.equal(state.snapshot().last_error, "the gateway closed", "a text is kept as it is");
+  const webhook = new ProviderState(config, { connection: false });
   webhook.setConnected(true);
   assert.equal(webhook.snapshot().connected, null, "no long connection: null");
 });

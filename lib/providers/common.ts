@@ -142,25 +142,8 @@ export function optionalSecretField(
   return raw[key] === undefined ? undefined : secretField(name, raw, key, context);
 }
 
-/**
- * The messages of a batch that pass {@link admitMessage}; each one dropped
- * gets a log line (provider, message id and why: never its text).
- */
-export function admitMessages(
-  config: CommonProviderConfig,
-  messages: readonly ChatMessage[],
-  log?: Logger,
-): ChatMessage[] {
-  return messages.filter((message) => {
-    const verdict = admitMessage(config, message);
-    if (!verdict.ok) {
-      log?.info(
-        `provider ${config.name}: dropped message ${message.message_id}: ${verdict.reason}`,
-      );
-    }
-    return verdict.ok;
-  });
-}
+/** Whether a message passes the provider's filters, and if not, why (ids only, never text). */
+export type Admission = { ok: true } | { ok: false; reason: string };
 
 /**
  * Whether a message passes the provider's `allow_from` and `require_mention`
@@ -170,7 +153,7 @@ export function admitMessages(
 export function admitMessage(
   config: CommonProviderConfig,
   message: ChatMessage,
-): { ok: true } | { ok: false; reason: string } {
+): Admission {
   if (config.allowFrom && !config.allowFrom.has(message.sender.id)) {
     return { ok: false, reason: `sender ${message.sender.id} is not in allow_from` };
   }

@@ -12,7 +12,6 @@
 import { ConfigError } from "../config/mod.ts";
 import { type Logger, nullLogger } from "../log/mod.ts";
 import {
-  admitMessages,
   type CommonProviderConfig,
   configWhere,
   jsonObject,
@@ -180,7 +179,11 @@ class TelegramProvider implements Provider {
     this.#context = context;
     this.#fetch = context.fetch ?? fetch;
     this.#log = context.log ?? nullLogger();
-    this.#state = new ProviderState({ connection: config.mode === "polling", now: context.now });
+    this.#state = new ProviderState(config, {
+      connection: config.mode === "polling",
+      now: context.now,
+      log: this.#log,
+    });
     if (config.mode === "polling") this.connect = (sink, signal) => this.#poll(sink, signal);
   }
 
@@ -291,9 +294,7 @@ class TelegramProvider implements Provider {
         messages.push(parsed);
       }
     }
-    const admitted = admitMessages(this.#config, messages, this.#log);
-    this.#state.recordDropped(messages.length - admitted.length);
-    return admitted;
+    return messages.filter((message) => this.#state.admit(message).ok);
   }
 
   /**
