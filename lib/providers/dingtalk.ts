@@ -245,10 +245,8 @@ class DingTalkProvider implements Provider {
       ua: `courier/${VERSION}`,
       fetch: this.#fetch,
       log: this.#context.log,
-      onState: (connected, error) => {
-        this.#state.setConnected(connected);
-        if (error) this.#state.recordError(error);
-      },
+      state: this.#state,
+      delay: this.#context.reconnectDelay,
       handle: async (data) => {
         const robotMessage = parseJsonText(data);
         if (!robotMessage) {
