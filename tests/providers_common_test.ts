@@ -224,7 +224,61 @@ Deno.test("common: callPlatform returns a 2xx JSON object and maps failures to P
     ...CALL,
     fetch: fakeFetch(() => new Response('{"error":"bad"}', { status: 400 })),
   }).catch((e) => e);
-  assert.equal(kept.platformError, '{"error":"bad"}');
+  assert.equal(kept.platformError, "bad");
+  assert.match(kept.message, /^Slack chat\.postMessage failed: HTTP 400 \(bad\)$/);
+});
+
+Deno.test("common: a 429 or 5xx keeps the platform's short error, never a secret or a URL", async () => {
+  const limited = await callPlatform("http://x", {}, {
+    ...CALL,
+    fetch: fakeFetch(() =>
+      Response.json({ ok: false, error: "ratelimited" }, {
+        status: 429,
+        headers: { "retry-after": "3" },
+      })
+    ),
+  }).catch((e) => e);
+  assert.ok(limited instanceof ProviderError);
+  assert.equal(limited.message, "Slack chat.postMessage failed: HTTP 429 (ratelimited)");
+  assert.equal(limited.platformError, "ratelimited");
+  assert.equal(limited.retryAfterMs, 3000);
+  // Each platform's field: Telegram's description, Lark's msg, DingTalk's errmsg and message.
+  const said: [Record<string, unknown>, string][] = [
+    [{ ok: false, error_code: 429, description: "Too Many Requests: retry after 5" }, "Too Many"],
+    [{ code: 0, msg: "request trigger frequency limit" }, "frequency limit"],
+    [{ errcode: 0, errmsg: "too fast" }, "too fast"],
+    [{ code: 42, message: "throttled" }, "throttled"],
+  ];
+  for (const [body, words] of said) {
+    const error = await callPlatform("http://x", {}, {
+      ...CALL,
+      fetch: fakeFetch(() => Response.json(body, { status: 503 })),
+    }).catch((e) => e);
+    assert.match(error.message, new RegExp(`HTTP 503 \\(.*${words}.*\\)`));
+    assert.ok(error.platformError.includes(words), error.platformError);
+  }
+  const token = "123456789:AAsecret_token";
+  for (
+    const body of [
+      { description: `Too Many Requests at https://api.telegram.org/bot${token}/sendMessage` },
+      `<html>proxy: https://api.telegram.org/bot${token}/sendMessage busy</html>`,
+    ]
+  ) {
+    const error = await callPlatform("http://x", {}, {
+      ...CALL,
+      redact: [token],
+      fetch: fakeFetch(() =>
+        typeof body === "string"
+          ? new Response(body, { status: 429 })
+          : Response.json(body, { status: 429 })
+      ),
+    }).catch((e) => e);
+    for (const text of [error.message, error.platformError ?? ""]) {
+      assert.ok(!text.includes("AAsecret_token"), `secret kept: ${text}`);
+      assert.ok(!text.includes("/bot"), `URL kept: ${text}`);
+    }
+    assert.match(error.platformError ?? "", /<url>/);
+  }
 });
 
 Deno.test("common: requestPlatform hands back a body of any status; a failed request never names the URL", async () => {

@@ -20,6 +20,7 @@ import {
   parseCommonConfig,
   parseJsonBody,
   parseJsonText,
+  platformErrorText,
   type PlatformFault,
   type ProviderContext,
   timingSafeEqual,
@@ -131,9 +132,13 @@ export function larkFault(
     const reset = Number(response.headers.get("x-ogw-ratelimit-reset"));
     const retryAfterMs = Number.isFinite(reset) && reset > 0 ? reset * 1000 : undefined;
     if (typeof code !== "number" || code === 0) {
-      return response.status === 429
-        ? { platformError: "HTTP 429", retryable: true, retryAfterMs }
-        : undefined;
+      if (response.status !== 429) return undefined;
+      const said = platformErrorText(body); // a gateway's own words, without a Lark code
+      return {
+        platformError: `HTTP 429${said ? ` (${said})` : ""}`,
+        retryable: true,
+        retryAfterMs,
+      };
     }
     const limited = RATE_LIMIT_CODES.has(code) || response.status === 429;
     return {

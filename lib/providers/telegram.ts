@@ -22,6 +22,7 @@ import {
   type ProviderContext,
   requestPlatform,
   retryAfterMs,
+  scrubText,
   secretField,
   timingSafeEqual,
 } from "./common.ts";
@@ -215,7 +216,10 @@ class TelegramProvider implements Provider {
     );
     if (body?.ok === true && status >= 200 && status < 300) return body.result;
     const code = typeof body?.error_code === "number" ? body.error_code : status;
-    const description = typeof body?.description === "string" ? body.description : `HTTP ${status}`;
+    // Telegram's own words, scrubbed (a proxy in front of the Bot API may name the bot's URL).
+    const description = typeof body?.description === "string"
+      ? scrubText(body.description, [this.#config.botToken])
+      : `HTTP ${status}`;
     const parameters = jsonObject(body?.parameters);
     const retryAfter = typeof parameters?.retry_after === "number"
       ? parameters.retry_after * 1000
