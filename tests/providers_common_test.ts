@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { ConfigError } from "../lib/config/mod.ts";
 import {
   admitMessage,
-  admitMessages,
   baseUrl,
   callPlatform,
   type ChatMessage,
@@ -119,13 +118,6 @@ Deno.test("common: admitMessage applies allow_from everywhere and require_mentio
   assert.deepEqual(admitMessage(config, direct), { ok: true });
   const thread = message({ session: { id: "C1", type: "thread", thread_key: "1" } });
   assert.equal(admitMessage(config, thread).ok, false, "a thread is a group conversation");
-
-  const log = recordingLog();
-  const kept = admitMessages(config, [message(), mentioned, direct], log);
-  assert.deepEqual(kept, [mentioned, direct]);
-  assert.deepEqual(log.lines, [
-    "provider team: dropped message C1:1: no mention of the bot in group C1",
-  ]);
 });
 
 // --- Crypto and encodings ---------------------------------------------------------------------------
@@ -232,7 +224,61 @@ Deno.test("common: callPlatform returns a 2xx JSON object and maps failures to P
     ...CALL,
     fetch: fakeFetch(() => new Response('{"error":"bad"}', { status: 400 })),
   }).catch((e) => e);
-  assert.equal(kept.platformError, '{"error":"bad"}');
+  assert.equal(kept.platformError, "bad");
+  assert.match(kept.message, /^Slack chat\.postMessage failed: HTTP 400 \(bad\)$/);
+});
+
+Deno.test("common: a 429 or 5xx keeps the platform's short error, never a secret or a URL", async () => {
+  const limited = await callPlatform("http://x", {}, {
+    ...CALL,
+    fetch: fakeFetch(() =>
+      Response.json({ ok: false, error: "ratelimited" }, {
+        status: 429,
+        headers: { "retry-after": "3" },
+      })
+    ),
+  }).catch((e) => e);
+  assert.ok(limited instanceof ProviderError);
+  assert.equal(limited.message, "Slack chat.postMessage failed: HTTP 429 (ratelimited)");
+  assert.equal(limited.platformError, "ratelimited");
+  assert.equal(limited.retryAfterMs, 3000);
+  // Each platform's field: Telegram's description, Lark's msg, DingTalk's errmsg and message.
+  const said: [Record<string, unknown>, string][] = [
+    [{ ok: false, error_code: 429, description: "Too Many Requests: retry after 5" }, "Too Many"],
+    [{ code: 0, msg: "request trigger frequency limit" }, "frequency limit"],
+    [{ errcode: 0, errmsg: "too fast" }, "too fast"],
+    [{ code: 42, message: "throttled" }, "throttled"],
+  ];
+  for (const [body, words] of said) {
+    const error = await callPlatform("http://x", {}, {
+      ...CALL,
+      fetch: fakeFetch(() => Response.json(body, { status: 503 })),
+    }).catch((e) => e);
+    assert.match(error.message, new RegExp(`HTTP 503 \\(.*${words}.*\\)`));
+    assert.ok(error.platformError.includes(words), error.platformError);
+  }
+  const token = "123456789:AAsecret_token";
+  for (
+    const body of [
+      { description: `Too Many Requests at https://api.telegram.org/bot${token}/sendMessage` },
+      `<html>proxy: https://api.telegram.org/bot${token}/sendMessage busy</html>`,
+    ]
+  ) {
+    const error = await callPlatform("http://x", {}, {
+      ...CALL,
+      redact: [token],
+      fetch: fakeFetch(() =>
+        typeof body === "string"
+          ? new Response(body, { status: 429 })
+          : Response.json(body, { status: 429 })
+      ),
+    }).catch((e) => e);
+    for (const text of [error.message, error.platformError ?? ""]) {
+      assert.ok(!text.includes("AAsecret_token"), `secret kept: ${text}`);
+      assert.ok(!text.includes("/bot"), `URL kept: ${text}`);
+    }
+    assert.match(error.platformError ?? "", /<url>/);
+  }
 });
 
 Deno.test("common: requestPlatform hands back a body of any status; a failed request never names the URL", async () => {
@@ -314,22 +360,36 @@ Deno.test("common: sleepUnlessAborted and unlessAborted stop at abort", async ()
 });
 
 Deno.test("common: ProviderState reports connected, the last error and drops", () => {
-  const state = new ProviderState({
+  const config = parseCommonConfig("team", { type: "slack", require_mention: true }, OPTIONS);
+  const log = recordingLog();
+  const state = new ProviderState(config, {
     connection: true,
     now: () => Date.parse("2026-01-01T00:00:00Z"),
+    log,
   });
   assert.deepEqual(state.snapshot(), { connected: false, dropped: 0 });
   state.setConnected(true);
   assert.equal(state.connected, true);
   state.recordError(new Error("socket closed"));
-  state.recordDropped(2);
+  const mentioned = message({ extra: { raw: {}, reply: {}, mentioned: true } });
+  const direct = message({ session: { id: "D1", type: "direct" }, message_id: "D1:2" });
+  const kept = [message(), mentioned, direct, message({ message_id: "C1:3" })]
+    .filter((m) => state.admit(m).ok);
+  assert.deepEqual(kept, [mentioned, direct]);
   assert.deepEqual(state.snapshot(), {
     connected: true,
     last_error: "socket closed",
     last_error_at: "2026-01-01T00:00:00.000Z",
     dropped: 2,
   });
-  const webhook = new ProviderState({ connection: false });
+  assert.deepEqual(log.lines, [
+    "provider team: dropped message C1:1: no mention of the bot in group C1",
+    "provider team: dropped message C1:3: no mention of the bot in group C1",
+  ], "each dropped message is logged by id and why, never by its text");
+  state.connectionFailed("the gateway closed");
+  assert.equal(state.connected, false);
+  assert.equal(state.snapshot().last_error, "the gateway closed", "a text is kept as it is");
+  const webhook = new ProviderState(config, { connection: false });
   webhook.setConnected(true);
   assert.equal(webhook.snapshot().connected, null, "no long connection: null");
 });

@@ -6,6 +6,7 @@ import {
   openStreamConnection,
   parseDingTalkConfig,
   type Provider,
+  type ProviderContext,
   ProviderError,
 } from "../lib/providers/mod.ts";
 import { ConfigError } from "../lib/config/mod.ts";
@@ -24,6 +25,7 @@ async function withDingTalk(
   config: Record<string, unknown>,
   fn: (rig: Rig) => Promise<void>,
   fakeOptions: FakeDingTalkOptions = {},
+  context: ProviderContext = {},
 ): Promise<void> {
   const clock = { now: Date.now() };
   const fake = await FakeDingTalk.start(fakeOptions);
@@ -34,7 +36,7 @@ async function withDingTalk(
     api_base: fake.apiBase,
     oapi_base: fake.apiBase,
     ...config,
-  }, { now: () => clock.now });
+  }, { now: () => clock.now, reconnectDelay: () => 20, ...context });
   try {
     await fn({ fake, provider, clock });
   } finally {
@@ -452,6 +454,54 @@ Deno.test("dingtalk: stream with wrong credentials keeps retrying and reports wh
   });
 });
 
+Deno.test("dingtalk stream: waits the context's reconnectDelay, counting failures since the last good connection", async () => {
+  const attempts: number[] = [];
+  const reconnectDelay = (attempt: number) => {
+    attempts.push(attempt);
+    return 20;
+  };
+  await withDingTalk(
+    { mode: "stream" },
+    async ({ fake, provider }) => {
+      const stop = new AbortController();
+      const running = provider.connect!(() => Promise.resolve(), stop.signal);
+      try {
+        await fake.http.until(() => fake.connected, "a stream connection");
+        await fake.ping("hello"); // a frame: the connection works
+        fake.requestDisconnect();
+        await fake.http.until(() => fake.connections === 2 && fake.connected, "connection 2");
+        assert.deepEqual(attempts, [], "a disconnect the gateway asked for: at once");
+        await fake.ping("hello again");
+        fake.dropConnection();
+        await fake.http.until(() => fake.connections === 3 && fake.connected, "connection 3");
+        assert.deepEqual(attempts, [1], "a dropped connection that had worked: attempt 1");
+      } finally {
+        stop.abort();
+        await running;
+      }
+    },
+    {},
+    { reconnectDelay },
+  );
+  attempts.length = 0;
+  await withDingTalk(
+    { mode: "stream", client_secret: "wrong" },
+    async ({ fake, provider }) => {
+      const stop = new AbortController();
+      const running = provider.connect!(() => Promise.resolve(), stop.signal);
+      await fake.http.until(
+        () => fake.http.requestsTo("/v1.0/gateway/connections/open").length >= 3,
+        "three refused connection attempts",
+      );
+      stop.abort();
+      await running;
+      assert.deepEqual(attempts.slice(0, 2), [1, 2], "refusals back off further each time");
+    },
+    {},
+    { reconnectDelay },
+  );
+});
+
 Deno.test("dingtalk: config reads env: secrets and names the field at fault", () => {
   const env = (n: string) => n === "DING_SECRET" ? "s3cret" : undefined;
   const config = parseDingTalkConfig("ding", {
@@ -510,8 +560,6 @@ Deno.test("dingtalk stream: ws_base replaces the endpoint's origin; the ticket i
     clientSecret: "s",
     ua: "courier/test",
     fetch: fakeFetch,
-    handle: () => Promise.resolve(true),
-    onState: () => {},
   });
   assert.equal(url, "ws://127.0.0.1:18080/connect?ticket=a%2Bb%2Fc%3D");
   assert.equal(seen[0].url, "https://proxy.example/dingtalk/v1.0/gateway/connections/open");

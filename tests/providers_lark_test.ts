@@ -360,6 +360,15 @@ Deno.test("lark: a 429 is a retryable ProviderError with the platform's delay", 
     assert.equal(old.retryable, true);
     assert.equal(old.retryAfterMs, 3000);
     assert.match(provider.status().last_error ?? "", /frequency limit/);
+    // A 429 from the gateway, with no Lark code: its msg is kept all the same.
+    fake.http.inject("/open-apis/im/v1/messages", {
+      status: 429,
+      body: { msg: "too many requests, slow down" },
+    });
+    const gateway = await provider.send({ to: "oc_42", text: "hi" }).catch((e) => e);
+    assert.equal(gateway.retryable, true);
+    assert.match(gateway.message, /failed: HTTP 429 \(too many requests, slow down\)/);
+    assert.equal(gateway.platformError, "HTTP 429 (too many requests, slow down)");
   });
 });
 

@@ -346,6 +346,8 @@ Deno.test("slack: 429 is a retryable error with Retry-After's delay; ok:false ke
   assert.ok(limited instanceof ProviderError);
   assert.equal(limited.retryable, true);
   assert.equal(limited.retryAfterMs, 30_000);
+  assert.equal(limited.platformError, "ratelimited");
+  assert.match(limited.message, /^Slack chat\.postMessage failed: HTTP 429 \(ratelimited\)/);
 
   fake.inject("chat.postMessage", { body: { ok: false, error: "not_in_channel" } });
   const refused = await slack.send({ to: "C1", text: "x" }).catch((e) => e);

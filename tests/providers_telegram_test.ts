@@ -298,6 +298,22 @@ Deno.test("telegram send: 429 retry_after, ok:false description, group migration
   assert.ok(limited instanceof ProviderError);
   assert.equal(limited.retryable, true);
   assert.equal(limited.retryAfterMs, 7000);
+  assert.match(limited.message, /^Telegram sendMessage failed: Too Many Requests: retry after 7/);
+  assert.equal(limited.platformError, "Too Many Requests: retry after 7");
+  // A description that names the bot's URL (a proxy in front of the Bot API) is kept without it.
+  fake.inject("sendMessage", {
+    body: {
+      ok: false,
+      error_code: 429,
+      description: `Too Many Requests from ${fake.apiBase}/bot${TOKEN}/sendMessage`,
+    },
+  });
+  const proxied = await tg.send({ to: "42", text: "x" }).catch((e) => e);
+  for (const text of [proxied.message, proxied.platformError]) {
+    assert.ok(!text.includes(TOKEN.split(":")[1]), `token kept: ${text}`);
+    assert.ok(!text.includes("/bot"), `URL kept: ${text}`);
+  }
+  assert.match(proxied.message, /Too Many Requests from <url>/);
 
   fake.inject("sendMessage", {
     body: { ok: false, error_code: 400, description: "Bad Request: chat not found" },

@@ -17,6 +17,7 @@
  *
  * @module
  */
+export { CourierError, ExitCode, type ExitCodeValue } from "../errors/mod.ts";
 export * from "./mail_command.ts";
 export * from "./outcome.ts";
 export * from "./worker.ts";

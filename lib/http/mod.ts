@@ -6,6 +6,7 @@
  *
  * @module
  */
+export { CourierError, ExitCode, type ExitCodeValue } from "../errors/mod.ts";
 export * from "./access_config.ts";
 export * from "./compare.ts";
 export * from "./guard.ts";

@@ -28,7 +28,11 @@ export class AuthThrottle {
   /** Per peer, the times of its recent failures (at most `limit`), oldest first. */
   readonly #failures = new Map<string, number[]>();
 
-  /** @param options Limit, window, table size and clock. */
+  /**
+   * Creates an `AuthThrottle` (no failures remembered).
+   *
+   * @param options Limit, window, table size and clock.
+   */
   constructor(options: AuthThrottleOptions = {}) {
     this.#limit = options.limit ?? 10;
     this.#windowMs = options.windowMs ?? 60_000;

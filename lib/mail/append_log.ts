@@ -16,6 +16,7 @@ interface Pending {
  * interleave with appends (compaction) runs through {@link AppendLog.exclusive}.
  */
 export class AppendLog {
+  /** The file's path. */
   readonly path: string;
   #file: Deno.FsFile;
   #size: number;

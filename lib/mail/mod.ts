@@ -18,6 +18,24 @@
  *
  * @module
  */
+// The types this face's signatures name, from the modules below it.
+export { CourierError, ExitCode, type ExitCodeValue } from "../errors/mod.ts";
+export type { HomeLayout } from "../home/mod.ts";
+export type { RequestContext } from "../http/mod.ts";
+export type { Logger } from "../log/mod.ts";
+export type {
+  ChatMessage,
+  ChatSessionType,
+  CheckResult,
+  MessageSink,
+  OutboundChatMessage,
+  Provider,
+  ProviderStatus,
+  ProviderType,
+  SendResult,
+  WebhookOutcome,
+} from "../providers/provider.ts";
+export type { DaemonExtension, ExtensionContext } from "../service/extension.ts";
 export * from "./append_log.ts";
 export * from "./claim_expiry.ts";
 export * from "./claiming.ts";

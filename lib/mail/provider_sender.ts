@@ -13,7 +13,11 @@ import type { OutboundInput } from "./validate.ts";
 /** What a reply needs of the message it answers (see {@link OutboundChatMessage.replyTo}). */
 export type ReplyTarget = NonNullable<OutboundChatMessage["replyTo"]>;
 
-type AnsweredMail = Pick<MailFrontMatter, "id" | "provider" | "direction" | "session" | "messages">;
+/** What a reply needs of the mail it answers: its id, provider, direction, session and messages. */
+export type AnsweredMail = Pick<
+  MailFrontMatter,
+  "id" | "provider" | "direction" | "session" | "messages"
+>;
 
 /**
  * The message of an inbound mail a reply answers: the last one that says

@@ -1,5 +1,6 @@
 import { type ProcessGroup, readProcessGroup, readProcessIdentity } from "../proc/mod.ts";
-import { type AllocatePortOptions, PortAllocator } from "./allocator.ts";
+import { PortAllocator } from "./allocator.ts";
+import type { AllocatePortOptions } from "./allocator_options.ts";
 import { PortExecSpawnError } from "./errors.ts";
 
 /** Signals `port exec` passes on to its child. */

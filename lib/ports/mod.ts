@@ -16,6 +16,7 @@
  * @module
  */
 export * from "./allocator.ts";
+export * from "./allocator_options.ts";
 export * from "./errors.ts";
 export * from "./exec.ts";
 export * from "./file_lock.ts";

@@ -142,25 +142,8 @@ export function optionalSecretField(
   return raw[key] === undefined ? undefined : secretField(name, raw, key, context);
 }
 
-/**
- * The messages of a batch that pass {@link admitMessage}; each one dropped
- * gets a log line (provider, message id and why: never its text).
- */
-export function admitMessages(
-  config: CommonProviderConfig,
-  messages: readonly ChatMessage[],
-  log?: Logger,
-): ChatMessage[] {
-  return messages.filter((message) => {
-    const verdict = admitMessage(config, message);
-    if (!verdict.ok) {
-      log?.info(
-        `provider ${config.name}: dropped message ${message.message_id}: ${verdict.reason}`,
-      );
-    }
-    return verdict.ok;
-  });
-}
+/** Whether a message passes the provider's filters, and if not, why (ids only, never text). */
+export type Admission = { ok: true } | { ok: false; reason: string };
 
 /**
  * Whether a message passes the provider's `allow_from` and `require_mention`
@@ -170,7 +153,7 @@ export function admitMessages(
 export function admitMessage(
   config: CommonProviderConfig,
   message: ChatMessage,
-): { ok: true } | { ok: false; reason: string } {
+): Admission {
   if (config.allowFrom && !config.allowFrom.has(message.sender.id)) {
     return { ok: false, reason: `sender ${message.sender.id} is not in allow_from` };
   }
@@ -290,8 +273,9 @@ export interface CallPlatformOptions {
   what: string;
   /**
    * Secrets that may appear in the URL (Telegram puts its bot token there):
-   * masked as `***` in the error of a failed request, which then does not
-   * keep the runtime's own error (it names the URL) as its `cause`.
+   * masked as `***` in every error text (a failed request's, a platform's
+   * answer); a failed request then does not keep the runtime's own error
+   * (it names the URL) as its `cause`.
    */
   redact?: readonly string[];
   /** The HTTP client (default `fetch`). */
@@ -325,15 +309,47 @@ export function redactSecrets(text: string, secrets: readonly string[] = []): st
 }
 
 /**
+ * A text that came from elsewhere (a platform's answer, the runtime's
+ * error) as it may be kept in an error or a log: each of `secrets` masked
+ * as `***`, and every URL replaced by `<url>` (Telegram's hold the bot
+ * token, webhook URLs theirs).
+ */
+export function scrubText(text: string, secrets: readonly string[] = []): string {
+  return redactSecrets(text, secrets).replace(/\b(?:https?|wss?):\/\/\S+/gi, "<url>");
+}
+
+/**
  * Why a `fetch` failed, in words, without the URL the runtime puts in its
  * message (`error sending request for url (…)`) and without `secrets`.
  */
 export function describeFetchError(error: unknown, secrets: readonly string[] = []): string {
   const cause = (error as { cause?: unknown })?.cause;
   const raw = cause instanceof Error ? cause.message : String((error as Error)?.message ?? error);
-  const text = raw.replace(/error sending request for url \([^)]*\):?\s*/i, "")
-    .replace(/https?:\/\/\S+/g, "<url>");
-  return redactSecrets(text, secrets) || "network error";
+  const text = raw.replace(/error sending request for url \([^)]*\):?\s*/i, "");
+  return scrubText(text, secrets) || "network error";
+}
+
+/** The fields a platform puts its short error in (Slack, Telegram, Lark, DingTalk, DingTalk v1). */
+const ERROR_FIELDS = ["error", "description", "msg", "errmsg", "message"];
+
+/**
+ * The platform's own short error in an answer's JSON body, if it has one:
+ * Slack's `error` (`ratelimited`), Telegram's `description`, Lark's `msg`,
+ * DingTalk's `errmsg` or `message`; scrubbed ({@link scrubText}) and at
+ * most 500 characters.
+ */
+export function platformErrorText(
+  body: unknown,
+  secrets: readonly string[] = [],
+): string | undefined {
+  const fields = jsonObject(body);
+  for (const key of ERROR_FIELDS) {
+    const said = fields?.[key];
+    if (typeof said === "string" && said.trim() !== "") {
+      return scrubText(said.trim(), secrets).slice(0, 500);
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -391,7 +407,7 @@ export async function callPlatform(
   }
   const fault = options.platformFault?.(body, response);
   if (fault) {
-    const platformError = fault.platformError.slice(0, 500);
+    const platformError = scrubText(fault.platformError, options.redact).slice(0, 500);
     throw new ProviderError(
       `${label} failed: ${platformError}${fault.hint ? `; ${fault.hint}` : ""}`,
       {
@@ -401,18 +417,18 @@ export async function callPlatform(
       },
     );
   }
-  if (response.status === 429 || response.status >= 500) {
-    throw new ProviderError(`${label} failed: HTTP ${response.status}`, {
-      retryable: true,
-      retryAfterMs: retryAfterMs(response.headers.get("retry-after")),
-      platformError: text.slice(0, 500) || undefined,
-    });
-  }
   if (!response.ok) {
-    throw new ProviderError(`${label} failed: HTTP ${response.status}`, {
-      retryable: false,
-      platformError: text.slice(0, 500) || undefined,
-    });
+    // The platform's short error when its body has one (Slack's `ratelimited`), else its text.
+    const said = platformErrorText(body, options.redact);
+    const retryable = response.status === 429 || response.status >= 500;
+    throw new ProviderError(
+      `${label} failed: HTTP ${response.status}${said ? ` (${said})` : ""}`,
+      {
+        retryable,
+        retryAfterMs: retryable ? retryAfterMs(response.headers.get("retry-after")) : undefined,
+        platformError: said ?? (scrubText(text, options.redact).slice(0, 500) || undefined),
+      },
+    );
   }
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new ProviderError(`${label} answered something that is not a JSON object`, {

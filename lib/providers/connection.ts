@@ -5,8 +5,15 @@
  *
  * @module
  */
-import { reconnectDelayMs, sleepUnlessAborted } from "./common.ts";
-import { ProviderError, type ProviderStatus } from "./provider.ts";
+import type { Logger } from "../log/mod.ts";
+import {
+  type Admission,
+  admitMessage,
+  type CommonProviderConfig,
+  reconnectDelayMs,
+  sleepUnlessAborted,
+} from "./common.ts";
+import { type ChatMessage, ProviderError, type ProviderStatus } from "./provider.ts";
 
 /** Options of {@link ProviderState}. */
 export interface ProviderStateOptions {
@@ -14,29 +21,49 @@ export interface ProviderStateOptions {
   connection: boolean;
   /** The clock in ms (default `Date.now`). */
   now?: () => number;
+  /** Where each message the filters drop is logged (its id and why, never its text). */
+  log?: Logger;
 }
 
 /**
- * A provider's live state — its long connection, its last error, the
- * messages its filters dropped — kept by the platform module and read by
- * {@link Provider.status}.
+ * A provider's live state, as `courier provider list`, `status` and
+ * `/health` show it — its long connection, its last error, the messages its
+ * `allow_from`/`require_mention` filters dropped — kept by the platform
+ * module and read by {@link Provider.status}. Every platform takes its
+ * messages through {@link ProviderState.admit}, so a dropped message is
+ * always both counted and logged.
+ *
+ * @example
+ * ```ts
+ * const config = parseCommonConfig("team", { type: "slack", allow_from: ["U1"] }, {
+ *   modes: ["webhook"],
+ *   defaultApiBase: "https://slack.com/api",
+ * });
+ * const state = new ProviderState(config, { connection: false });
+ * console.log(state.snapshot()); // { connected: null, dropped: 0 }
+ * ```
  */
 export class ProviderState {
   #connected = false;
   #lastError?: string;
   #lastErrorAt?: string;
   #dropped = 0;
+  readonly #config: CommonProviderConfig;
   readonly #connection: boolean;
   readonly #now: () => number;
+  readonly #log?: Logger;
 
   /**
    * Creates a `ProviderState` (not connected, no error, nothing dropped).
    *
-   * @param options Whether there is a long connection; the clock.
+   * @param config The provider's entry (its name and filters).
+   * @param options Whether there is a long connection; the clock; the log.
    */
-  constructor(options: ProviderStateOptions) {
+  constructor(config: CommonProviderConfig, options: ProviderStateOptions) {
+    this.#config = config;
     this.#connection = options.connection;
     this.#now = options.now ?? Date.now;
+    this.#log = options.log;
   }
 
   /** Whether the long connection is up. */
@@ -49,7 +76,7 @@ export class ProviderState {
     this.#connected = connected;
   }
 
-  /** Records an error (its message must hold no secret). */
+  /** Records an error: an `Error`'s message, or the text given (it must hold no secret). */
   recordError(error: unknown): void {
     this.#lastError = error instanceof Error ? error.message : String(error);
     this.#lastErrorAt = new Date(this.#now()).toISOString();
@@ -61,9 +88,19 @@ export class ProviderState {
     this.recordError(error);
   }
 
-  /** Counts messages that `allow_from`/`require_mention` dropped. */
-  recordDropped(count: number): void {
-    this.#dropped += count;
+  /**
+   * Whether `message` passes `allow_from` and `require_mention`
+   * ({@link admitMessage}); one that does not is counted and logged (its id
+   * and why, never its text).
+   */
+  admit(message: ChatMessage): Admission {
+    const admission = admitMessage(this.#config, message);
+    if (admission.ok) return admission;
+    this.#dropped++;
+    this.#log?.info(
+      `provider ${this.#config.name}: dropped message ${message.message_id}: ${admission.reason}`,
+    );
+    return admission;
   }
 
   /** The state as {@link ProviderStatus} has it. */

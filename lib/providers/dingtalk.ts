@@ -29,7 +29,7 @@ import {
   dingTalkMessageToChat,
   dingTalkSign,
 } from "./dingtalk_messages.ts";
-import { ProviderHealth } from "./health.ts";
+import { ProviderState } from "./connection.ts";
 import { runDingTalkStream } from "./dingtalk_stream.ts";
 import {
   type ChatMessage,
@@ -139,7 +139,7 @@ class DingTalkProvider implements Provider {
   #fetch: typeof fetch;
   #now: () => number;
   #tokens: AccessTokenCache;
-  #health: ProviderHealth;
+  #state: ProviderState;
 
   constructor(config: DingTalkConfig, context: ProviderContext) {
     this.name = config.name;
@@ -149,8 +149,8 @@ class DingTalkProvider implements Provider {
     this.#fetch = context.fetch ?? fetch;
     this.#now = context.now ?? Date.now;
     this.#tokens = new AccessTokenCache(() => this.#fetchAccessToken(), { now: this.#now });
-    this.#health = new ProviderHealth(config, {
-      longConnection: config.mode === "stream",
+    this.#state = new ProviderState(config, {
+      connection: config.mode === "stream",
       now: this.#now,
       log: context.log,
     });
@@ -196,7 +196,7 @@ class DingTalkProvider implements Provider {
     try {
       return await this.#send(message, signal);
     } catch (error) {
-      this.#health.error((error as Error).message);
+      this.#state.recordError(error);
       throw error;
     }
   }
@@ -218,20 +218,20 @@ class DingTalkProvider implements Provider {
           `(robot code ${this.#config.robotCode})`,
       };
     } catch (error) {
-      this.#health.error((error as Error).message);
+      this.#state.recordError(error);
       return { ok: false, detail: (error as Error).message };
     }
   }
 
   status(): ProviderStatus {
-    return this.#health.status();
+    return this.#state.snapshot();
   }
 
   /** A robot message as a chat message, or why it is not taken (filters applied). */
   #take(robotMessage: Record<string, unknown>): ChatMessage | { skip: string } {
     const message = dingTalkMessageToChat(robotMessage);
     if ("skip" in message) return message;
-    const admitted = this.#health.admit(message);
+    const admitted = this.#state.admit(message);
     return admitted.ok ? message : { skip: `dropped: ${admitted.reason}` };
   }
 
@@ -245,10 +245,8 @@ class DingTalkProvider implements Provider {
       ua: `courier/${VERSION}`,
       fetch: this.#fetch,
       log: this.#context.log,
-      onState: (connected, error) => {
-        this.#health.connected = connected;
-        if (error) this.#health.error(error);
-      },
+      state: this.#state,
+      delay: this.#context.reconnectDelay,
       handle: async (data) => {
         const robotMessage = parseJsonText(data);
         if (!robotMessage) {
@@ -264,7 +262,7 @@ class DingTalkProvider implements Provider {
           return true;
         } catch (error) {
           const why = `message ${message.message_id} not stored: ${(error as Error).message}`;
-          this.#health.error(why);
+          this.#state.recordError(why);
           this.#context.log?.warn(`${this.name}: ${why}; DingTalk will deliver it again`);
           return false;
         }

@@ -10,8 +10,10 @@
  * @module
  */
 import type { Logger } from "../log/mod.ts";
-import { callPlatform, reconnectDelayMs, sleepUnlessAborted } from "./common.ts";
+import { callPlatform } from "./common.ts";
+import { type ProviderState, runReconnecting } from "./connection.ts";
 import { DINGTALK_BOT_TOPIC, dingTalkFault } from "./dingtalk_messages.ts";
+import { ProviderError } from "./provider.ts";
 
 /** One frame from the stream gateway. */
 export interface StreamFrame {
@@ -23,9 +25,9 @@ export interface StreamFrame {
   data?: string;
 }
 
-/** What the stream hands over, and how it reports. */
-export interface DingTalkStreamOptions {
-  /** The provider name, for log lines. */
+/** What {@link openStreamConnection} needs: where the gateway is, and who asks. */
+export interface StreamOpenOptions {
+  /** The provider name, for log lines and errors. */
   name: string;
   /** The API base (`https://api.dingtalk.com`). */
   apiBase: string;
@@ -39,6 +41,10 @@ export interface DingTalkStreamOptions {
   ua: string;
   /** The HTTP client. */
   fetch: typeof fetch;
+}
+
+/** What the stream hands over, and how it reports. */
+export interface DingTalkStreamOptions extends StreamOpenOptions {
   /** The daemon's log. */
   log?: Logger;
   /**
@@ -47,8 +53,10 @@ export interface DingTalkStreamOptions {
    * unacknowledged so that DingTalk delivers it again.
    */
   handle(data: string): Promise<boolean>;
-  /** Reports the connection state. */
-  onState(connected: boolean, error?: string): void;
+  /** The live state to keep (connected, the last error). */
+  state: ProviderState;
+  /** The reconnect delay (default `reconnectDelayMs`). */
+  delay?: (attempt: number) => number;
 }
 
 /** The acknowledgement of a CALLBACK (the SDKs' frame). */
@@ -63,7 +71,7 @@ export function ackFrame(messageId: string, response: unknown = "OK"): string {
 
 /** Asks the gateway for a connection: the WebSocket URL with its ticket. */
 export async function openStreamConnection(
-  options: DingTalkStreamOptions,
+  options: StreamOpenOptions,
   signal?: AbortSignal,
 ): Promise<string> {
   const body = await callPlatform(
@@ -111,42 +119,43 @@ async function settle(tasks: Iterable<Promise<void>>): Promise<void> {
   clearTimeout(timer);
 }
 
-/** How one connection ended. */
-interface SocketEnd {
-  /** A frame arrived (the connection worked): the backoff starts over. */
-  received: boolean;
-  /** Why it closed, for the log. */
-  reason: string;
-}
-
-/** Serves one WebSocket until it closes; resolves once every message it took is settled. */
+/**
+ * Serves one WebSocket until it closes, and waits for every message it took
+ * to settle: resolves when the close was planned (a `disconnect` the
+ * gateway asked for, or a stop), rejects when it was not. `healthy` is
+ * called at the first frame (the connection works: the backoff starts over).
+ */
 function serveSocket(
   url: string,
   options: DingTalkStreamOptions,
   signal: AbortSignal,
-): Promise<SocketEnd> {
-  const { promise, resolve } = Promise.withResolvers<SocketEnd>();
+  healthy: () => void,
+): Promise<void> {
+  const { promise, resolve, reject } = Promise.withResolvers<void>();
+  const { state } = options;
   const socket = new WebSocket(url);
   const inflight = new Set<Promise<void>>();
   let received = false, planned = false, reason = "closed by the gateway";
   const send = (frame: string) => {
     if (socket.readyState === WebSocket.OPEN) socket.send(frame);
   };
-  const close = (why: string) => {
+  const close = () => {
     planned = true;
-    reason = why;
     if (socket.readyState === WebSocket.CONNECTING || socket.readyState === WebSocket.OPEN) {
       socket.close(1000);
     }
   };
-  const onAbort = () => close("stopped");
+  const onAbort = () => close();
   signal.addEventListener("abort", onAbort, { once: true });
-  socket.onopen = () => options.onState(true);
+  socket.onopen = () => state.setConnected(true);
   socket.onerror = (event) => {
     reason = (event as ErrorEvent).message || "WebSocket error";
   };
   socket.onmessage = (event) => {
-    received = true;
+    if (!received) {
+      received = true;
+      healthy();
+    }
     let frame: StreamFrame;
     try {
       frame = JSON.parse(String(event.data));
@@ -160,7 +169,7 @@ function serveSocket(
         send(JSON.stringify({ code: 200, headers, message: "OK", data: frame.data }));
       } else if (headers.topic === "disconnect") {
         // The gateway is about to drop us: finish what we hold (acks included), then reconnect.
-        settle(inflight).then(() => close("disconnect requested by the gateway"));
+        settle(inflight).then(close);
       }
       return;
     }
@@ -179,40 +188,44 @@ function serveSocket(
   };
   socket.onclose = () => {
     signal.removeEventListener("abort", onAbort);
-    options.onState(false, planned ? undefined : reason);
-    settle(inflight).then(() => resolve({ received, reason }));
+    state.setConnected(false);
+    settle(inflight).then(() => {
+      if (planned) return resolve();
+      reject(new ProviderError(`the stream connection ended (${reason})`, { retryable: true }));
+    });
   };
   return promise;
 }
 
 /**
- * Runs the stream until `signal` aborts: opens a connection, serves it,
- * and after it ends (a `disconnect`, a close, an error) opens the next one
- * after a backoff (1 s doubling to 60 s, from 1 s again after a connection
- * that worked). Never throws; errors go to `onState` and the log.
+ * Runs the stream until `signal` aborts ({@link runReconnecting}): opens a
+ * connection and serves it; after a `disconnect` the gateway asked for it
+ * opens the next at once, after a failure (a refused open, a connection
+ * that closed unasked) after a backoff (`options.delay`, by default 1 s
+ * doubling to 60 s, from 1 s again after a connection that worked). Never
+ * throws; errors go to `options.state` and the log.
  */
 export async function runDingTalkStream(
   options: DingTalkStreamOptions,
   signal: AbortSignal,
 ): Promise<void> {
-  let attempt = 0;
-  while (!signal.aborted) {
-    try {
-      const url = await openStreamConnection(options, signal);
-      const end = await serveSocket(url, options, signal);
-      attempt = end.received ? 1 : attempt + 1;
-      if (!signal.aborted) options.log?.info(`${options.name}: stream ${end.reason}; reconnecting`);
-    } catch (error) {
-      if (signal.aborted) break;
-      attempt++;
-      const message = (error as Error).message;
-      options.onState(false, message);
-      options.log?.warn(`${options.name}: stream connection failed: ${message}`);
+  const { name, log, state } = options;
+  await runReconnecting(async ({ signal, healthy }) => {
+    const url = await openStreamConnection(options, signal);
+    await serveSocket(url, options, signal, healthy);
+    if (!signal.aborted) {
+      log?.info(`${name}: stream disconnect requested by the gateway; reconnecting`);
     }
-    try {
-      await sleepUnlessAborted(reconnectDelayMs(attempt), signal);
-    } catch {
-      break;
-    }
-  }
+  }, {
+    signal,
+    delay: options.delay,
+    onError: (error, waitMs) => {
+      state.connectionFailed(error);
+      log?.warn(
+        `${name}: stream: ${(error as Error).message}; ` +
+          `reconnecting in ${Math.round(waitMs / 1000)} s`,
+      );
+    },
+  });
+  state.setConnected(false);
 }

@@ -20,12 +20,13 @@ import {
   parseCommonConfig,
   parseJsonBody,
   parseJsonText,
+  platformErrorText,
   type PlatformFault,
   type ProviderContext,
   timingSafeEqual,
   toBase64,
 } from "./common.ts";
-import { ProviderHealth } from "./health.ts";
+import { ProviderState } from "./connection.ts";
 import { decryptLarkEvent, larkEventToMessage, larkSignature } from "./lark_events.ts";
 import {
   type CheckResult,
@@ -131,9 +132,13 @@ export function larkFault(
     const reset = Number(response.headers.get("x-ogw-ratelimit-reset"));
     const retryAfterMs = Number.isFinite(reset) && reset > 0 ? reset * 1000 : undefined;
     if (typeof code !== "number" || code === 0) {
-      return response.status === 429
-        ? { platformError: "HTTP 429", retryable: true, retryAfterMs }
-        : undefined;
+      if (response.status !== 429) return undefined;
+      const said = platformErrorText(body); // a gateway's own words, without a Lark code
+      return {
+        platformError: `HTTP 429${said ? ` (${said})` : ""}`,
+        retryable: true,
+        retryAfterMs,
+      };
     }
     const limited = RATE_LIMIT_CODES.has(code) || response.status === 429;
     return {
@@ -177,7 +182,7 @@ class LarkProvider implements Provider {
   #tokens: AccessTokenCache;
   #botOpenId: string | undefined;
   #botLookupAfter = 0;
-  #health: ProviderHealth;
+  #state: ProviderState;
 
   constructor(config: LarkConfig, context: ProviderContext) {
     this.name = config.name;
@@ -186,8 +191,8 @@ class LarkProvider implements Provider {
     this.#fetch = context.fetch ?? fetch;
     this.#now = context.now ?? Date.now;
     this.#botOpenId = config.botOpenId;
-    this.#health = new ProviderHealth(config, {
-      longConnection: false,
+    this.#state = new ProviderState(config, {
+      connection: false,
       now: this.#now,
       log: context.log,
     });
@@ -243,7 +248,7 @@ class LarkProvider implements Provider {
     if ("skip" in message) {
       return { kind: "answer", response: jsonResponse({}), note: message.skip };
     }
-    const admitted = this.#health.admit(message);
+    const admitted = this.#state.admit(message);
     if (!admitted.ok) {
       return { kind: "answer", response: jsonResponse({}), note: `dropped: ${admitted.reason}` };
     }
@@ -287,7 +292,7 @@ class LarkProvider implements Provider {
         { retryable: false },
       );
     } catch (error) {
-      this.#health.error((error as Error).message);
+      this.#state.recordError(error);
       throw error;
     }
   }
@@ -312,13 +317,13 @@ class LarkProvider implements Provider {
         } (${bot.open_id ?? "no open_id: enable the bot capability"})`,
       };
     } catch (error) {
-      this.#health.error((error as Error).message);
+      this.#state.recordError(error);
       return { ok: false, detail: (error as Error).message };
     }
   }
 
   status(): ProviderStatus {
-    return this.#health.status();
+    return this.#state.snapshot();
   }
 
   async #fetchTenantToken(): Promise<{ token: string; expiresInMs: number }> {

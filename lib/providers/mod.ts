@@ -13,7 +13,6 @@ export * from "./telegram.ts";
 export * from "./provider.ts";
 export * from "./common.ts";
 export * from "./access_token.ts";
-export * from "./health.ts";
 export * from "./lark.ts";
 export * from "./lark_events.ts";
 export * from "./dingtalk.ts";

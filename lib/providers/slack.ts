@@ -8,7 +8,6 @@
 import { ConfigError } from "../config/mod.ts";
 import { type Logger, nullLogger } from "../log/mod.ts";
 import {
-  admitMessages,
   callPlatform,
   type CommonProviderConfig,
   configWhere,
@@ -173,7 +172,11 @@ class SlackProvider implements Provider {
     this.#fetch = context.fetch ?? fetch;
     this.#now = context.now ?? Date.now;
     this.#log = context.log ?? nullLogger();
-    this.#state = new ProviderState({ connection: config.mode === "socket", now: this.#now });
+    this.#state = new ProviderState(config, {
+      connection: config.mode === "socket",
+      now: this.#now,
+      log: this.#log,
+    });
     if (config.mode === "socket") this.connect = (sink, signal) => this.#connect(sink, signal);
   }
 
@@ -235,11 +238,9 @@ class SlackProvider implements Provider {
     this.#learnIdentity(payload);
     const parsed = this.#message(payload, event);
     if (typeof parsed === "string") return { messages: [], note: parsed };
-    const messages = admitMessages(this.#config, [parsed], this.#log);
-    this.#state.recordDropped(1 - messages.length);
-    return messages.length
-      ? { messages }
-      : { messages, note: "dropped by allow_from/require_mention" };
+    return this.#state.admit(parsed).ok
+      ? { messages: [parsed] }
+      : { messages: [], note: "dropped by allow_from/require_mention" };
   }
 
   /** The bot's user id from the installation the event was sent for. */

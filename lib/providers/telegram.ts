@@ -12,7 +12,6 @@
 import { ConfigError } from "../config/mod.ts";
 import { type Logger, nullLogger } from "../log/mod.ts";
 import {
-  admitMessages,
   type CommonProviderConfig,
   configWhere,
   jsonObject,
@@ -23,6 +22,7 @@ import {
   type ProviderContext,
   requestPlatform,
   retryAfterMs,
+  scrubText,
   secretField,
   timingSafeEqual,
 } from "./common.ts";
@@ -180,7 +180,11 @@ class TelegramProvider implements Provider {
     this.#context = context;
     this.#fetch = context.fetch ?? fetch;
     this.#log = context.log ?? nullLogger();
-    this.#state = new ProviderState({ connection: config.mode === "polling", now: context.now });
+    this.#state = new ProviderState(config, {
+      connection: config.mode === "polling",
+      now: context.now,
+      log: this.#log,
+    });
     if (config.mode === "polling") this.connect = (sink, signal) => this.#poll(sink, signal);
   }
 
@@ -212,7 +216,10 @@ class TelegramProvider implements Provider {
     );
     if (body?.ok === true && status >= 200 && status < 300) return body.result;
     const code = typeof body?.error_code === "number" ? body.error_code : status;
-    const description = typeof body?.description === "string" ? body.description : `HTTP ${status}`;
+    // Telegram's own words, scrubbed (a proxy in front of the Bot API may name the bot's URL).
+    const description = typeof body?.description === "string"
+      ? scrubText(body.description, [this.#config.botToken])
+      : `HTTP ${status}`;
     const parameters = jsonObject(body?.parameters);
     const retryAfter = typeof parameters?.retry_after === "number"
       ? parameters.retry_after * 1000
@@ -291,9 +298,7 @@ class TelegramProvider implements Provider {
         messages.push(parsed);
       }
     }
-    const admitted = admitMessages(this.#config, messages, this.#log);
-    this.#state.recordDropped(messages.length - admitted.length);
-    return admitted;
+    return messages.filter((message) => this.#state.admit(message).ok);
   }
 
   /**

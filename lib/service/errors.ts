@@ -8,6 +8,8 @@ export class AlreadyRunningError extends CourierError {
   readonly port?: number;
 
   /**
+   * Creates an `AlreadyRunningError`.
+   *
    * @param pid The running daemon's PID.
    * @param port Its port.
    */
@@ -33,6 +35,8 @@ export class PortInUseError extends CourierError {
   readonly holderCommand?: string;
 
   /**
+   * Creates a `PortInUseError`.
+   *
    * @param port The busy port.
    * @param holder Who holds it, when known.
    */
@@ -56,6 +60,8 @@ export class PortInUseError extends CourierError {
 /** The daemon could not start (exit 1); details carry the last log lines. */
 export class StartFailedError extends CourierError {
   /**
+   * Creates a `StartFailedError`.
+   *
    * @param message Why it failed.
    * @param details Extra lines (daemon stderr, last log lines).
    */
@@ -67,7 +73,11 @@ export class StartFailedError extends CourierError {
 
 /** `stop`/`kill` found no daemon to act on (exit 1). */
 export class NotRunningError extends CourierError {
-  /** @param note Extra information (e.g. a stale pid file that was removed). */
+  /**
+   * Creates a `NotRunningError`.
+   *
+   * @param note Extra information (e.g. a stale pid file that was removed).
+   */
   constructor(note?: string) {
     super(`Courier is not running${note ? ` (${note})` : ""}`, {
       exitCode: ExitCode.Failure,
@@ -83,6 +93,8 @@ export class ServiceUnhealthyError extends CourierError {
   readonly pid: number;
 
   /**
+   * Creates a `ServiceUnhealthyError`.
+   *
    * @param pid The daemon's PID.
    * @param options `reason`: what is wrong; `hint`: what to do about it.
    */

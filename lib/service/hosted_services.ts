@@ -58,6 +58,8 @@ export class HostedServices implements DaemonExtension {
   #stopping = false;
 
   /**
+   * Creates the set of hosted services (none started yet).
+   *
    * @param extensions The services, in start order.
    * @param context What each service is handed (home, log, start options).
    * @param options How long requests wait for a starting service.

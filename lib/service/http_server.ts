@@ -6,6 +6,14 @@
  *
  * @module
  */
+import { Notices, type ServerLog } from "./http_notices.ts";
+import {
+  closeConnection,
+  runtimeServeOnConnection,
+  type ServeOnConnection,
+} from "./http_runtime.ts";
+
+export type { ServerLog };
 
 /** How many connections the server keeps, and for how long. */
 export interface ConnectionLimits {
@@ -29,14 +37,6 @@ export const DEFAULT_CONNECTION_LIMITS: Readonly<ConnectionLimits> = Object.free
   idleTimeoutMs: 60_000,
   headerTimeoutMs: 20_000,
 });
-
-/** Where the server reports what it did (a daemon's `Logger` fits). */
-export interface ServerLog {
-  /** Something an operator should know about. */
-  warn(message: string): void;
-  /** Something that went wrong. */
-  error(message: string): void;
-}
 
 /** Options of {@link serveHttp}. */
 export interface ServeHttpOptions {
@@ -86,28 +86,6 @@ export interface CourierHttpServer {
   shutdown(): Promise<void>;
 }
 
-/** The runtime's server for one accepted connection (not part of Deno's public API). */
-type ServeOnConnection = (
-  connection: Deno.Conn,
-  signal: AbortSignal,
-  handler: Deno.ServeHandler<Deno.NetAddr>,
-  onError: (error: unknown) => Response | Promise<Response>,
-  onListen: () => void,
-) => Deno.HttpServer<Deno.NetAddr>;
-
-/**
- * The runtime's per-connection server, or `null` where this Deno does not
- * have it. It is what `Deno.serve` runs for each connection it accepts
- * (same HTTP/1.1 and HTTP/2 implementation, same request path), reached
- * through `Deno[Deno.internal]`; the tests of this module run against it.
- */
-function runtimeServeOnConnection(): ServeOnConnection | null {
-  const deno = Deno as unknown as Record<PropertyKey, unknown>;
-  const internal = deno[deno.internal as PropertyKey] as Record<string, unknown> | undefined;
-  const serve = internal?.serveHttpOnConnection;
-  return typeof serve === "function" ? serve as ServeOnConnection : null;
-}
-
 /**
  * Whether {@link serveHttp} can enforce connection limits in this runtime
  * (it can in Deno 2.9; elsewhere it falls back to `Deno.serve`).
@@ -135,73 +113,8 @@ interface Connection {
   idleOrder: number;
 }
 
-const NOTICE_INTERVAL_MS = 10_000;
 const SWEEP_INTERVAL_MS = 1000;
 const ACCEPT_BACKOFF_MAX_MS = 1000;
-
-/** Set while {@link closeConnection} aborts a connection's signal. */
-let closing = false;
-
-// Aborting a connection's signal makes the runtime cancel that connection's
-// server. One that ended by itself an instant earlier is already gone, and
-// the runtime's abort listener then throws BadResource from within the
-// abort: an uncaught error, which would end the daemon, for a connection
-// that is closed either way. This listener swallows exactly that error,
-// raised synchronously inside our own abort(). It is added when the module
-// loads so that it runs before listeners added later (such as a daemon's
-// crash logger).
-globalThis.addEventListener("error", (event) => {
-  if (closing && event.error instanceof Deno.errors.BadResource) {
-    event.preventDefault();
-    event.stopImmediatePropagation();
-  }
-});
-
-/** Closes a connection at once, whatever it is doing. */
-function closeConnection(connection: Connection): void {
-  if (connection.abort.signal.aborted) return;
-  closing = true;
-  try {
-    connection.abort.abort();
-  } finally {
-    closing = false;
-  }
-}
-
-/** Log lines that could repeat thousands of times a second: the first, then a count per 10 s. */
-class Notices {
-  readonly #log: ServerLog | undefined;
-  readonly #seen = new Map<string, { at: number; more: number; level: keyof ServerLog }>();
-
-  constructor(log: ServerLog | undefined) {
-    this.#log = log;
-  }
-
-  note(key: string, level: keyof ServerLog, message: string): void {
-    const now = performance.now();
-    const seen = this.#seen.get(key);
-    if (seen && now - seen.at < NOTICE_INTERVAL_MS) {
-      seen.more++;
-      return;
-    }
-    this.#seen.set(key, { at: now, more: 0, level });
-    this.#log?.[level](message);
-  }
-
-  /** Reports the counts of lines held back for 10 s or more (or all, with `all`). */
-  flush(all = false): void {
-    const now = performance.now();
-    for (const [key, seen] of this.#seen) {
-      if (!all && now - seen.at < NOTICE_INTERVAL_MS) continue;
-      if (seen.more > 0) {
-        this.#log?.[seen.level](
-          `${key}: ${seen.more} more time(s) in the last ${Math.round((now - seen.at) / 1000)} s`,
-        );
-      }
-      this.#seen.delete(key);
-    }
-  }
-}
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

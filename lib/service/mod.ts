@@ -13,6 +13,25 @@
  *
  * @module
  */
+// The types this face's signatures name, from the modules below it.
+export { CourierError, ExitCode, type ExitCodeValue } from "../errors/mod.ts";
+export type { HomeLayout } from "../home/mod.ts";
+export type {
+  AuthRequirement,
+  AuthThrottle,
+  GuardOptions,
+  PeerInfo,
+  RequestContext,
+} from "../http/mod.ts";
+export type { Logger } from "../log/mod.ts";
+export type { OpenFileLimit, ProcessIdentity, RunMode } from "../proc/mod.ts";
+export type {
+  ManagerKind,
+  ServiceLocation,
+  Supervisor,
+  ToolRun,
+  ToolRunner,
+} from "../service_manager/mod.ts";
 export * from "./api_guard.ts";
 export * from "./control.ts";
 export * from "./stop.ts";
