@@ -9,8 +9,9 @@
  * mail service, the chat platforms…) on every call. {@link importLazily}
  * computes the specifier at run time instead, so a call pays only for what
  * it loads. `deno compile` cannot see these imports either:
- * `lib/lazy/compiled_modules.ts` names every module loaded this way, and
- * `scripts/compile.ts` includes it.
+ * `scripts/lazy_modules.ts` finds every `importLazily` call in the source
+ * (and refuses one it cannot read), and `scripts/compile.ts` `--include`s
+ * their modules.
  *
  * @module
  */

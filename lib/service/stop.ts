@@ -4,8 +4,7 @@
  *
  * @module
  */
-import type { HomeLayout } from "../home/mod.ts";
-import { homeLayout } from "../home/mod.ts";
+import { type HomeLayout, homeLayout } from "../home/mod.ts";
 import { importLazily } from "../lazy/mod.ts";
 import { openLogger } from "../log/mod.ts";
 import { readProcessIdentity } from "../proc/identity.ts";
